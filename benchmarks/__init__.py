@@ -1,0 +1,1 @@
+"""Entry points: one run (``regimebench``), the pretraining cache, run records."""

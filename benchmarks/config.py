@@ -1,0 +1,194 @@
+"""Typed schemas of the config, registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` fill these dataclasses; struct mode stays on, so a misspelt key
+fails at composition with Hydra's "Key ... is not in struct" instead of being silently ignored.
+Defaults live in the YAML files; the schema says which keys exist and their types (``MISSING``
+where a YAML must set the value). :func:`validate` checks what types alone cannot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
+
+from lightning_modules.budgets import BudgetError, parse_per_class
+from lightning_modules.domains import DATASETS, TRANSFORMS
+from lightning_modules.pretrain import OBJECTIVES
+
+
+class ConfigError(ValueError):
+    """A config value that cannot run; the message names the key, the value and what is allowed."""
+
+
+@dataclass
+class DomainConfig:
+    """A domain: which dataset, which classes, which deterministic shift."""
+
+    name: str = MISSING
+    dataset: str = MISSING
+    classes: list[int] | None = None
+    transform: str = MISSING
+    test_fraction: float = MISSING
+    split_seed: int = MISSING
+
+
+@dataclass
+class ModelConfig:
+    """A timm backbone and the image side length every domain is resized to."""
+
+    name: str = MISSING
+    image_size: int = MISSING
+    drop_rate: float | None = None
+
+
+@dataclass
+class PretrainConfig:
+    """The pretraining stage on the source domain (cached by the hash of this, source, model, seed)."""
+
+    objective: str = MISSING
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_fraction: float = MISSING
+    temperature: float | None = None
+
+
+@dataclass
+class ContinuedPretrainConfig:
+    """Further self-supervised pretraining on the target domain's unlabelled train split."""
+
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_fraction: float = MISSING
+
+
+@dataclass
+class TrainConfig:
+    """Gradient training of backbone + head on the labelled budget (set in optimiser steps)."""
+
+    steps: int = MISSING
+    batch_size: int = MISSING
+    lr: float = MISSING
+    head_lr: float = MISSING
+    weight_decay: float = MISSING
+    warmup_fraction: float = MISSING
+    augment: bool = MISSING
+    head_init: str = MISSING
+
+
+HEAD_INITS = ("random", "probe")
+
+
+@dataclass
+class RegimeConfig:
+    """How the backbone is used on the target: which regime function, and what it trains.
+
+    ``train`` is absent for regimes that fit only a probe; ``continued_pretrain`` is present only
+    for ``incremental_pretrain``.
+    """
+
+    name: str = MISSING
+    train: TrainConfig | None = None
+    continued_pretrain: ContinuedPretrainConfig | None = None
+
+
+@dataclass
+class BudgetConfig:
+    """Labelled target examples per class: a positive int or the string ``all``."""
+
+    per_class: Any = MISSING
+
+
+@dataclass
+class ProbeConfig:
+    """Linear probe (L-BFGS logistic regression): l2 grid for cross-validation and its fallback."""
+
+    l2_grid: list[float] = field(default_factory=list)
+    default_l2: float = MISSING
+    max_iter: int = MISSING
+
+
+@dataclass
+class TrainerConfig:
+    """The subset of Lightning Trainer arguments a run sets."""
+
+    accelerator: str = MISSING
+    devices: int = MISSING
+    precision: str = MISSING
+    enable_progress_bar: bool = MISSING
+
+
+@dataclass
+class PathsConfig:
+    """Where cached pretrained backbones and features live (shared across sweeps)."""
+
+    cache_dir: str = MISSING
+
+
+@dataclass
+class RunConfig:
+    """One run; a sweep is many of these."""
+
+    name: str = MISSING
+    question: str = MISSING
+    seed: int = MISSING
+    threads: int = MISSING
+    deterministic: bool = MISSING
+    source: DomainConfig = field(default_factory=DomainConfig)
+    data: DomainConfig = field(default_factory=DomainConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+
+
+def register() -> None:
+    """Make the schema available to ``conf/config.yaml`` as the ``base`` default."""
+    ConfigStore.instance().store(name="base", node=RunConfig)
+
+
+def _check(ok: bool, key: str, value: object, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value!r} is invalid; allowed: {allowed}")
+
+
+def _check_domain(prefix: str, dom: DictConfig) -> None:
+    _check(dom.dataset in DATASETS, f"{prefix}.dataset", dom.dataset, ", ".join(DATASETS))
+    _check(dom.transform in TRANSFORMS, f"{prefix}.transform", dom.transform, ", ".join(TRANSFORMS))
+    _check(0 < dom.test_fraction < 1, f"{prefix}.test_fraction", dom.test_fraction, "0 < f < 1")
+
+
+def validate(cfg: DictConfig, regimes: dict[str, object]) -> None:
+    """Reject values the schema's types allow but a run cannot use, before anything is written."""
+    _check(cfg.regime.name in regimes, "regime.name", cfg.regime.name, ", ".join(sorted(regimes)))
+    _check(cfg.pretrain.objective in OBJECTIVES, "pretrain.objective", cfg.pretrain.objective,
+           ", ".join(OBJECTIVES))
+    _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
+    _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
+    nodes = {"pretrain": cfg.pretrain, "regime.train": cfg.regime.train,
+             "regime.continued_pretrain": cfg.regime.continued_pretrain}
+    for prefix, node in nodes.items():
+        for key in ("steps", "batch_size"):
+            if node is not None:
+                _check(node[key] >= 1, f"{prefix}.{key}", node[key], "an int >= 1")
+    if cfg.regime.train is not None:
+        _check(cfg.regime.train.head_init in HEAD_INITS, "regime.train.head_init",
+               cfg.regime.train.head_init, ", ".join(HEAD_INITS))
+    if cfg.pretrain.objective == "simclr":
+        temp = cfg.pretrain.temperature
+        _check(temp is not None and temp > 0, "pretrain.temperature", temp, "a float > 0")
+    _check_domain("source", cfg.source)
+    _check_domain("data", cfg.data)
+    try:
+        parse_per_class(cfg.budget.per_class)
+    except BudgetError as err:
+        raise ConfigError(str(err)) from None

@@ -1,0 +1,82 @@
+"""The regimes: plain functions from a run's context to its metrics, dispatched by name.
+
+Adding a regime is one function here, one entry in ``REGIMES`` and one ``conf/regime/*.yaml``
+whose ``name`` is the key. Each returns ``{"test/acc", "test/f1_macro", "test/ece"}`` and, when it
+starts from a pretrained backbone, the source accuracy before/after (see ``stages.forgetting``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from benchmarks import stages
+from benchmarks.stages import RunContext
+
+Metrics = dict[str, float]
+
+
+def _probe_metrics(ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor) -> Metrics:
+    """Fit the linear probe on the labelled rows of ``train_x``; score it on ``test_x``."""
+    with ctx.phase("train"):
+        probe = stages.fit_labelled_probe(ctx, train_x)
+    with ctx.phase("eval"):
+        return stages.evaluate(ctx, probe.logits(test_x))
+
+
+def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> Metrics:
+    module = stages.train_classifier(ctx, backbone)
+    with ctx.phase("eval"):
+        return stages.evaluate(ctx, module.predict_logits(ctx.target.x_test.to(ctx.device)))
+
+
+def scratch(ctx: RunContext) -> Metrics:
+    """Random init, everything trained on the labelled budget."""
+    return _train_and_evaluate(ctx, stages.new_backbone(ctx.cfg, ctx.cfg.seed).to(ctx.device))
+
+
+def finetune(ctx: RunContext) -> Metrics:
+    """Pretrained init, everything trained on the labelled budget."""
+    backbone, before = stages.pretrained_backbone(ctx)
+    metrics = _train_and_evaluate(ctx, backbone)
+    return metrics | stages.forgetting(ctx, before, backbone)
+
+
+def linear_probe(ctx: RunContext) -> Metrics:
+    """Pretrained and frozen; a logistic-regression probe on cached features.
+
+    The backbone never changes, so its source accuracy after equals before: forgetting is 0 by
+    construction, recorded so the forgetting table has every pretrained regime.
+    """
+    backbone, before = stages.pretrained_backbone(ctx)
+    train_x, test_x = stages.pretrained_features(ctx, backbone)
+    metrics = _probe_metrics(ctx, train_x, test_x)
+    return metrics | {"source/acc_before": before, "source/acc_after": before,
+                      "source/forgetting": 0.0}
+
+
+def incremental_pretrain(ctx: RunContext) -> Metrics:
+    """Pretrained, then SimCLR on the target's unlabelled train split, then finetuned."""
+    backbone, before = stages.pretrained_backbone(ctx)
+    backbone, after_continued = stages.continued_backbone(ctx, backbone)
+    metrics = _train_and_evaluate(ctx, backbone)
+    return metrics | stages.forgetting(ctx, before, backbone) | {
+        "source/acc_after_continued": after_continued
+    }
+
+
+def pixels(ctx: RunContext) -> Metrics:
+    """The floor: the same logistic-regression probe on the raw input pixels."""
+    flat_train = ctx.target.x_train.flatten(1).to(ctx.device)
+    flat_test = ctx.target.x_test.flatten(1).to(ctx.device)
+    return _probe_metrics(ctx, flat_train, flat_test)
+
+
+REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
+    "scratch": scratch,
+    "finetune": finetune,
+    "linear_probe": linear_probe,
+    "incremental_pretrain": incremental_pretrain,
+    "pixels": pixels,
+}

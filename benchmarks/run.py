@@ -1,0 +1,154 @@
+"""``regimebench``: one run (one Hydra job) from config to ``record.json``.
+
+    regimebench regime=finetune budget.per_class=5 seed=0      # one run
+    regimebench -m experiment=digits                          # the default comparison sweep
+
+The entry point composes, validates, seeds and dispatches ``REGIMES[cfg.regime.name]``; the ML
+lives in ``benchmarks/stages.py`` and ``lightning_modules/``. A run whose folder already holds an
+``ok`` record for the same config hash is skipped, so re-running a sweep resumes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.cache import stable_hash
+from benchmarks.config import ConfigError, register, validate
+from benchmarks.records import RECORD_NAME, SCHEMA_VERSION, environment, read_record, write_record
+from benchmarks.regimes import REGIMES
+from benchmarks.stages import RunContext, domain
+from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
+from lightning_modules.domains import DomainError
+
+log = logging.getLogger("regimebench")
+register()
+# An absolute path: relative to a package module, Hydra would look for a Python module "conf".
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+# Lightning announces the accelerator and warns about loaders at every fit; in a sweep of a
+# hundred fits that drowns the progress lines.
+for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", ".*does not have many workers.*")
+warnings.filterwarnings("ignore", ".*iterable.*__len__.*")
+
+
+def config_hash(cfg: DictConfig) -> str:
+    """Hash of everything that determines a run's numbers (not where files go, not the display)."""
+    data = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(data, dict)
+    data.pop("paths", None)
+    data.pop("question", None)
+    data["trainer"].pop("enable_progress_bar", None)
+    return stable_hash(data)
+
+
+def _finished(path: Path, chash: str) -> bool:
+    try:
+        old = read_record(path)
+    except (OSError, ValueError):
+        return False
+    return old.get("status") == "ok" and old.get("config_hash") == chash
+
+
+def _context(cfg: DictConfig) -> RunContext:
+    """Build domains and the labelled subset; every bad value becomes a ConfigError."""
+    try:
+        source = domain(cfg.source, cfg.model.image_size)
+        target = domain(cfg.data, cfg.model.image_size)
+        labelled = budget_indices(target.y_train, parse_per_class(cfg.budget.per_class), cfg.seed)
+    except (DomainError, BudgetError) as err:
+        raise ConfigError(str(err)) from None
+    device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+    return RunContext(cfg, device, source, target, labelled)
+
+
+def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
+    counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        **outcome,
+        "regime": cfg.regime.name,
+        "source": cfg.source.name,
+        "target": cfg.data.name,
+        "model": cfg.model.name,
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+        "budget": {
+            "per_class": str(cfg.budget.per_class),
+            "n_labelled": len(ctx.labelled),
+            "per_class_used": dict(zip(ctx.target.class_names, counts.tolist(), strict=True)),
+        },
+        "classes": {"source": list(ctx.source.class_names), "target": list(ctx.target.class_names)},
+        "seconds": ctx.seconds,
+        "info": ctx.info,
+        "config_hash": chash,
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "environment": environment(str(ctx.device)),
+    }
+
+
+def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
+    """Run one config and write its record; None when an ok record already exists.
+
+    Raises:
+        ConfigError: before anything is trained or written, for a config that cannot run.
+    """
+    validate(cfg, REGIMES)
+    chash = config_hash(cfg)
+    path = out_dir / RECORD_NAME
+    if _finished(path, chash):
+        log.info("skip %s: finished record with the same config hash", out_dir.name)
+        return None
+    torch.set_num_threads(cfg.threads)
+    ctx = _context(cfg)
+    start = time.perf_counter()
+    try:
+        metrics = REGIMES[cfg.regime.name](ctx)
+        outcome: dict[str, Any] = {"status": "ok", "error": None, "metrics": metrics}
+    except Exception as err:  # a failed run is a record, never a silent gap  # noqa: BLE001
+        log.exception("run failed")
+        outcome = {"status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {}}
+    ctx.seconds["total"] = time.perf_counter() - start
+    record = _record(cfg, ctx, chash, outcome)
+    write_record(path, record)
+    return record
+
+
+def _summary(record: dict[str, Any]) -> str:
+    cfg = record["config"]
+    what = f"{cfg['regime']['name']} per_class={cfg['budget']['per_class']} seed={cfg['seed']}"
+    if record["status"] != "ok":
+        return f"{what}: FAILED ({record['error']})"
+    acc = record["metrics"]["test/acc"]
+    return f"{what}: test/acc={acc:.3f} in {record['seconds']['total']:.1f}s"
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    """Hydra entry point; exits 2 with one line on a config that cannot run."""
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        record = execute(cfg, out_dir)
+    except ConfigError as err:
+        if not (out_dir / RECORD_NAME).exists():  # leave nothing half-written behind
+            shutil.rmtree(out_dir, ignore_errors=True)
+        print(f"regimebench: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    if record is not None:
+        log.info(_summary(record))
+
+
+if __name__ == "__main__":
+    main()

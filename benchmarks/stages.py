@@ -1,0 +1,229 @@
+"""The work regimes share: build domains and backbones, pretrain (cached), fit, probe, evaluate.
+
+Every random consumer is seeded explicitly from the run seed (backbone init, head init, batch
+sampling, augmentation), so a run's result does not depend on which runs came before it in the
+same process: an in-process sweep and a lone run give the same record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightning as L  # noqa: N812
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from benchmarks.cache import cached, stable_hash
+from lightning_modules.backbones import clone_state, create_backbone
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.datamodules import RandomBatches
+from lightning_modules.domains import Domain, build_domain
+from lightning_modules.metrics import classification_metrics
+from lightning_modules.pretrain import PretrainModule
+from lightning_modules.probe import LinearProbe, extract_features, fit_probe
+
+CACHE_VERSION = 1  # bump when a change to the code changes what a cached artefact contains
+
+
+@dataclass
+class RunContext:
+    """Everything one run needs, built once by the entry point and handed to its regime."""
+
+    cfg: DictConfig
+    device: torch.device
+    source: Domain
+    target: Domain
+    labelled: torch.Tensor
+    seconds: dict[str, float] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the wall time of the enclosed block to ``seconds[name]``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def domain(dom: DictConfig, image_size: int) -> Domain:
+    """The in-memory domain for a ``data``/``source`` config node (decoded once per process)."""
+    classes = tuple(dom.classes) if dom.classes is not None else None
+    return build_domain(
+        dom.name, dom.dataset, classes, dom.transform, image_size, dom.test_fraction, dom.split_seed
+    )
+
+
+def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
+    """A randomly initialised backbone whose weights depend only on ``seed``."""
+    torch.manual_seed(seed)
+    return create_backbone(cfg.model.name, in_chans=1, drop_rate=cfg.model.drop_rate)
+
+
+def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> None:
+    """One Lightning fit of ``len(batches)`` optimiser steps, no validation, no checkpoints."""
+    trainer = L.Trainer(
+        accelerator=cfg.trainer.accelerator,
+        devices=cfg.trainer.devices,
+        precision=cfg.trainer.precision,
+        max_steps=len(batches),
+        max_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=cfg.trainer.enable_progress_bar,
+        deterministic=cfg.deterministic,
+    )
+    trainer.fit(module, train_dataloaders=batches)
+
+
+def probe_accuracy(ctx: RunContext, backbone: nn.Module, dom: Domain) -> float:
+    """Test accuracy of a linear probe fitted on all of ``dom``'s train split (frozen features)."""
+    ftr = extract_features(backbone, dom.x_train.to(ctx.device))
+    fte = extract_features(backbone, dom.x_test.to(ctx.device))
+    p = ctx.cfg.probe
+    probe = fit_probe(ftr, dom.y_train.to(ctx.device), dom.num_classes, p.l2_grid, p.default_l2,
+                      seed=ctx.cfg.seed, max_iter=p.max_iter)
+    return float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
+
+
+def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
+    cfg = ctx.cfg
+    return {
+        "version": CACHE_VERSION,
+        "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True),
+        "source": OmegaConf.to_container(cfg.source, resolve=True),
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "seed": cfg.seed,
+        "threads": cfg.threads,
+        "deterministic": cfg.deterministic,
+    }
+
+
+def _record_cache_use(ctx: RunContext, stage: str, meta: dict[str, Any], hit: bool) -> None:
+    ctx.info[f"{stage}_cached"] = hit
+    ctx.info[f"{stage}_seconds_saved"] = meta["build_seconds"] if hit else 0.0
+    ctx.info[f"{stage}_hash"] = stable_hash(meta["key"])
+
+
+def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
+    """The source-pretrained backbone and its source probe accuracy, built once per key."""
+    cfg, p = ctx.cfg, ctx.cfg.pretrain
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        backbone = new_backbone(cfg, 1000 + cfg.seed)
+        torch.manual_seed(2000 + cfg.seed)
+        module = PretrainModule(
+            backbone, p.objective, ctx.source.num_classes, p.lr, p.weight_decay, p.steps,
+            p.warmup_fraction, p.temperature or 0.5, seed=cfg.seed,
+        )
+        x = ctx.source.x_train.to(ctx.device)
+        fit(cfg, module, RandomBatches(x, ctx.source.y_train.to(ctx.device), p.batch_size,
+                                       p.steps, cfg.seed))
+        return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
+
+    with ctx.phase("pretrain"):
+        state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", _pretrain_key(ctx), build)
+        backbone = new_backbone(cfg, 0)
+        backbone.load_state_dict(state)
+    _record_cache_use(ctx, "pretrain", meta, hit)
+    return backbone.to(ctx.device), float(meta["source_acc"])
+
+
+def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module, float]:
+    """Continue self-supervised pretraining on the target's whole unlabelled train split."""
+    cfg, c = ctx.cfg, ctx.cfg.regime.continued_pretrain
+    key = {
+        "base": _pretrain_key(ctx),
+        "target": OmegaConf.to_container(cfg.data, resolve=True),
+        "continued": OmegaConf.to_container(c, resolve=True),
+    }
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        torch.manual_seed(3000 + cfg.seed)
+        module = PretrainModule(backbone, "simclr", ctx.target.num_classes, c.lr, c.weight_decay,
+                                c.steps, c.warmup_fraction, cfg.pretrain.temperature or 0.5,
+                                seed=cfg.seed)
+        x = ctx.target.x_train.to(ctx.device)
+        fit(cfg, module, RandomBatches(x, None, c.batch_size, c.steps, cfg.seed))
+        return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
+
+    with ctx.phase("continued_pretrain"):
+        state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
+        backbone.load_state_dict(state)
+    _record_cache_use(ctx, "continued_pretrain", meta, hit)
+    return backbone, float(meta["source_acc"])
+
+
+def pretrained_features(ctx: RunContext, backbone: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """Target train/test features of the (frozen) pretrained backbone, cached per backbone."""
+    key = {
+        "backbone": ctx.info["pretrain_hash"],
+        "domain": OmegaConf.to_container(ctx.cfg.data, resolve=True),
+        "image_size": ctx.cfg.model.image_size,
+    }
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {
+            "train": extract_features(backbone, ctx.target.x_train.to(ctx.device)).cpu(),
+            "test": extract_features(backbone, ctx.target.x_test.to(ctx.device)).cpu(),
+        }, {}
+
+    with ctx.phase("features"):
+        tensors, meta, hit = cached(ctx.cfg.paths.cache_dir, "features", key, build)
+    ctx.info["features_cached"] = hit
+    return tensors["train"].to(ctx.device), tensors["test"].to(ctx.device)
+
+
+def fit_labelled_probe(ctx: RunContext, features: torch.Tensor) -> LinearProbe:
+    """The linear probe on the labelled rows of ``features`` (target train split)."""
+    p, idx = ctx.cfg.probe, ctx.labelled.to(ctx.device)
+    labels = ctx.target.y_train.to(ctx.device)[idx]
+    probe = fit_probe(features[idx], labels, ctx.target.num_classes, p.l2_grid, p.default_l2,
+                      seed=ctx.cfg.seed, max_iter=p.max_iter)
+    ctx.info["probe_l2"] = probe.l2
+    return probe
+
+
+def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
+    """Train backbone + head on the labelled budget for ``regime.train.steps`` steps.
+
+    With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
+    features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
+    """
+    cfg, t = ctx.cfg, ctx.cfg.regime.train
+    x = ctx.target.x_train[ctx.labelled].to(ctx.device)
+    y = ctx.target.y_train[ctx.labelled].to(ctx.device)
+    head_init = None
+    if t.head_init == "probe":
+        with ctx.phase("train"):
+            probe = fit_labelled_probe(ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device)))
+        head_init = (probe.weight.float(), probe.bias.float())
+    torch.manual_seed(4000 + cfg.seed)
+    module = ClassifierModule(backbone, ctx.target.num_classes, t.lr, t.head_lr, t.weight_decay,
+                              t.steps, t.warmup_fraction, t.augment, cfg.seed, head_init)
+    with ctx.phase("train"):
+        fit(cfg, module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed))
+    ctx.info["samples_trained"] = t.steps * t.batch_size
+    return module
+
+
+def evaluate(ctx: RunContext, logits: torch.Tensor) -> dict[str, float]:
+    """Target test metrics from the target test split's logits."""
+    return classification_metrics(logits.cpu(), ctx.target.y_test)
+
+
+def forgetting(ctx: RunContext, before: float, backbone: nn.Module) -> dict[str, float]:
+    """Source probe accuracy before and after target training; forgetting = before - after."""
+    with ctx.phase("eval"):
+        after = probe_accuracy(ctx, backbone, ctx.source)
+    return {"source/acc_before": before, "source/acc_after": after,
+            "source/forgetting": before - after}

@@ -1,0 +1,1 @@
+"""Models, data and objectives: everything that runs inside a Lightning fit."""

@@ -1,0 +1,88 @@
+"""PretrainModule: trains a backbone with one objective and hands the backbone on.
+
+Objectives: ``supervised`` (cross-entropy on the source labels, a linear head) and ``simclr``
+(NT-Xent on two augmented views, an MLP projection head that is discarded afterwards, as in
+Chen et al. 2020). The head is kept on the module so a supervised source head can be
+re-attached later for head-retained forgetting.
+"""
+
+from __future__ import annotations
+
+import lightning as L  # noqa: N812
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+
+from lightning_modules.augment import random_affine, ssl_view
+from lightning_modules.classifier import check_finite, warmup_cosine
+from lightning_modules.datamodules import normalize
+from lightning_modules.objectives import nt_xent
+
+OBJECTIVES = ("supervised", "simclr")
+
+
+class PretrainModule(L.LightningModule):
+    """One pretraining stage.
+
+    Args:
+        backbone: the timm backbone to train (injected; it may already be pretrained).
+        objective: ``supervised`` or ``simclr``.
+        num_classes: source label count (supervised head size; unused by simclr).
+        lr: peak AdamW learning rate.
+        weight_decay: AdamW decoupled weight decay.
+        steps: optimiser steps (schedule length).
+        warmup_fraction: share of steps in linear warm-up.
+        temperature: NT-Xent temperature (simclr).
+        proj_dim: projection output width (simclr).
+        seed: seeds the augmentation generator.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        objective: str,
+        num_classes: int,
+        lr: float,
+        weight_decay: float,
+        steps: int,
+        warmup_fraction: float = 0.1,
+        temperature: float = 0.5,
+        proj_dim: int = 64,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        if objective not in OBJECTIVES:
+            raise ValueError(f"pretrain.objective={objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        width = backbone.num_features
+        if objective == "supervised":
+            self.head: nn.Module = nn.Linear(width, num_classes)
+        else:
+            self.head = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, proj_dim))
+        self._gen: torch.Generator | None = None
+
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(normalize(x)))
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Supervised cross-entropy or NT-Xent, on freshly augmented views."""
+        x, y = batch
+        if self._gen is None:
+            self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed)
+        if self.hparams.objective == "supervised":
+            loss = F.cross_entropy(self._embed(random_affine(x, self._gen)), y)
+        else:
+            z1 = self._embed(ssl_view(x, self._gen))
+            z2 = self._embed(ssl_view(x, self._gen))
+            loss = nt_xent(z1, z2, self.hparams.temperature)
+        check_finite(loss, self.global_step)
+        self.log("pretrain/loss", loss, prog_bar=True)
+        return loss
+
+    def configure_optimizers(self) -> dict:
+        """AdamW over backbone and head with the warm-up/cosine schedule."""
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        sched = warmup_cosine(opt, hp.steps, hp.warmup_fraction)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""The report stage: run records -> pandas -> tables, plots, HTML and PDF. It never trains."""

@@ -1,0 +1,60 @@
+"""Aggregation over seeds as pure functions: means and percentile-bootstrap intervals.
+
+Statistics are hand-written in numpy (rliable's stratified bootstrap reduces to this for one
+cell) to avoid the ``arch`` dependency rliable pulls in; the resampling is seeded so a report is
+reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.collect import budget_order
+
+METRICS = ("test/acc", "test/f1_macro", "test/ece", "source/acc_before", "source/acc_after",
+           "source/forgetting")
+CI_METHOD = "95% percentile bootstrap over seeds (10,000 resamples)"
+
+
+def bootstrap_ci(
+    values: np.ndarray, reps: int = 10_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean; NaN when there are fewer than two values.
+
+    >>> bootstrap_ci(np.array([0.5, 0.5, 0.5]))
+    (0.5, 0.5)
+    """
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def summarize(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+    """One row per regime x budget over ``ok`` runs: seeds, failures, mean and CI per metric."""
+    keys = ["regime", "per_class"]
+    rows = []
+    for (regime, per_class), cell in runs.groupby(keys, sort=False):
+        ok = cell[cell["status"] == "ok"]
+        row = {
+            "regime": regime,
+            "per_class": per_class,
+            "labelled_per_class": cell["labelled_per_class"].mean(),
+            "n_seeds": int(ok["seed"].nunique()),
+            "n_failed": int((cell["status"] != "ok").sum()),
+        }
+        for metric in METRICS:
+            vals = ok[metric].to_numpy(dtype=float) if metric in ok else np.array([])
+            vals = vals[~np.isnan(vals)]
+            row[f"{metric}_mean"] = float(vals.mean()) if len(vals) else float("nan")
+            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(vals, reps)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    out = out.assign(_b=budget_order(out["per_class"])).sort_values(["regime", "_b"])
+    return out.drop(columns="_b").reset_index(drop=True)
