@@ -46,7 +46,7 @@ class ModelConfig:
 
 @dataclass
 class PretrainConfig:
-    """The pretraining stage on the source domain (cached by the hash of this, source, model, seed)."""
+    """The pretraining stage on the source domain; cached by hash of it, source, model, seed."""
 
     objective: str = MISSING
     steps: int = MISSING
@@ -170,19 +170,30 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
 def validate(cfg: DictConfig, regimes: dict[str, object]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written."""
     _check(cfg.regime.name in regimes, "regime.name", cfg.regime.name, ", ".join(sorted(regimes)))
-    _check(cfg.pretrain.objective in OBJECTIVES, "pretrain.objective", cfg.pretrain.objective,
-           ", ".join(OBJECTIVES))
+    _check(
+        cfg.pretrain.objective in OBJECTIVES,
+        "pretrain.objective",
+        cfg.pretrain.objective,
+        ", ".join(OBJECTIVES),
+    )
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
-    nodes = {"pretrain": cfg.pretrain, "regime.train": cfg.regime.train,
-             "regime.continued_pretrain": cfg.regime.continued_pretrain}
+    nodes = {
+        "pretrain": cfg.pretrain,
+        "regime.train": cfg.regime.train,
+        "regime.continued_pretrain": cfg.regime.continued_pretrain,
+    }
     for prefix, node in nodes.items():
         for key in ("steps", "batch_size"):
             if node is not None:
                 _check(node[key] >= 1, f"{prefix}.{key}", node[key], "an int >= 1")
     if cfg.regime.train is not None:
-        _check(cfg.regime.train.head_init in HEAD_INITS, "regime.train.head_init",
-               cfg.regime.train.head_init, ", ".join(HEAD_INITS))
+        _check(
+            cfg.regime.train.head_init in HEAD_INITS,
+            "regime.train.head_init",
+            cfg.regime.train.head_init,
+            ", ".join(HEAD_INITS),
+        )
     if cfg.pretrain.objective == "simclr":
         temp = cfg.pretrain.temperature
         _check(temp is not None and temp > 0, "pretrain.temperature", temp, "a float > 0")

@@ -52,8 +52,11 @@ def linear_probe(ctx: RunContext) -> Metrics:
     backbone, before = stages.pretrained_backbone(ctx)
     train_x, test_x = stages.pretrained_features(ctx, backbone)
     metrics = _probe_metrics(ctx, train_x, test_x)
-    return metrics | {"source/acc_before": before, "source/acc_after": before,
-                      "source/forgetting": 0.0}
+    return metrics | {
+        "source/acc_before": before,
+        "source/acc_after": before,
+        "source/forgetting": 0.0,
+    }
 
 
 def incremental_pretrain(ctx: RunContext) -> Metrics:
@@ -61,9 +64,11 @@ def incremental_pretrain(ctx: RunContext) -> Metrics:
     backbone, before = stages.pretrained_backbone(ctx)
     backbone, after_continued = stages.continued_backbone(ctx, backbone)
     metrics = _train_and_evaluate(ctx, backbone)
-    return metrics | stages.forgetting(ctx, before, backbone) | {
-        "source/acc_after_continued": after_continued
-    }
+    return (
+        metrics
+        | stages.forgetting(ctx, before, backbone)
+        | {"source/acc_after_continued": after_continued}
+    )
 
 
 def pixels(ctx: RunContext) -> Metrics:

@@ -42,6 +42,7 @@ for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accele
     logging.getLogger(_name).setLevel(logging.ERROR)
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
 warnings.filterwarnings("ignore", ".*iterable.*__len__.*")
+warnings.filterwarnings("ignore", r".*isinstance\(treespec, LeafSpec\).*")
 
 
 def config_hash(cfg: DictConfig) -> str:

@@ -90,8 +90,15 @@ def probe_accuracy(ctx: RunContext, backbone: nn.Module, dom: Domain) -> float:
     ftr = extract_features(backbone, dom.x_train.to(ctx.device))
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
     p = ctx.cfg.probe
-    probe = fit_probe(ftr, dom.y_train.to(ctx.device), dom.num_classes, p.l2_grid, p.default_l2,
-                      seed=ctx.cfg.seed, max_iter=p.max_iter)
+    probe = fit_probe(
+        ftr,
+        dom.y_train.to(ctx.device),
+        dom.num_classes,
+        p.l2_grid,
+        p.default_l2,
+        seed=ctx.cfg.seed,
+        max_iter=p.max_iter,
+    )
     return float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
 
 
@@ -122,12 +129,22 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         backbone = new_backbone(cfg, 1000 + cfg.seed)
         torch.manual_seed(2000 + cfg.seed)
         module = PretrainModule(
-            backbone, p.objective, ctx.source.num_classes, p.lr, p.weight_decay, p.steps,
-            p.warmup_fraction, p.temperature or 0.5, seed=cfg.seed,
+            backbone,
+            p.objective,
+            ctx.source.num_classes,
+            p.lr,
+            p.weight_decay,
+            p.steps,
+            p.warmup_fraction,
+            p.temperature or 0.5,
+            seed=cfg.seed,
         )
         x = ctx.source.x_train.to(ctx.device)
-        fit(cfg, module, RandomBatches(x, ctx.source.y_train.to(ctx.device), p.batch_size,
-                                       p.steps, cfg.seed))
+        fit(
+            cfg,
+            module,
+            RandomBatches(x, ctx.source.y_train.to(ctx.device), p.batch_size, p.steps, cfg.seed),
+        )
         return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
 
     with ctx.phase("pretrain"):
@@ -149,9 +166,17 @@ def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module,
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         torch.manual_seed(3000 + cfg.seed)
-        module = PretrainModule(backbone, "simclr", ctx.target.num_classes, c.lr, c.weight_decay,
-                                c.steps, c.warmup_fraction, cfg.pretrain.temperature or 0.5,
-                                seed=cfg.seed)
+        module = PretrainModule(
+            backbone,
+            "simclr",
+            ctx.target.num_classes,
+            c.lr,
+            c.weight_decay,
+            c.steps,
+            c.warmup_fraction,
+            cfg.pretrain.temperature or 0.5,
+            seed=cfg.seed,
+        )
         x = ctx.target.x_train.to(ctx.device)
         fit(cfg, module, RandomBatches(x, None, c.batch_size, c.steps, cfg.seed))
         return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
@@ -187,8 +212,15 @@ def fit_labelled_probe(ctx: RunContext, features: torch.Tensor) -> LinearProbe:
     """The linear probe on the labelled rows of ``features`` (target train split)."""
     p, idx = ctx.cfg.probe, ctx.labelled.to(ctx.device)
     labels = ctx.target.y_train.to(ctx.device)[idx]
-    probe = fit_probe(features[idx], labels, ctx.target.num_classes, p.l2_grid, p.default_l2,
-                      seed=ctx.cfg.seed, max_iter=p.max_iter)
+    probe = fit_probe(
+        features[idx],
+        labels,
+        ctx.target.num_classes,
+        p.l2_grid,
+        p.default_l2,
+        seed=ctx.cfg.seed,
+        max_iter=p.max_iter,
+    )
     ctx.info["probe_l2"] = probe.l2
     return probe
 
@@ -205,11 +237,23 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
     head_init = None
     if t.head_init == "probe":
         with ctx.phase("train"):
-            probe = fit_labelled_probe(ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device)))
+            probe = fit_labelled_probe(
+                ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device))
+            )
         head_init = (probe.weight.float(), probe.bias.float())
     torch.manual_seed(4000 + cfg.seed)
-    module = ClassifierModule(backbone, ctx.target.num_classes, t.lr, t.head_lr, t.weight_decay,
-                              t.steps, t.warmup_fraction, t.augment, cfg.seed, head_init)
+    module = ClassifierModule(
+        backbone,
+        ctx.target.num_classes,
+        t.lr,
+        t.head_lr,
+        t.weight_decay,
+        t.steps,
+        t.warmup_fraction,
+        t.augment,
+        cfg.seed,
+        head_init,
+    )
     with ctx.phase("train"):
         fit(cfg, module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed))
     ctx.info["samples_trained"] = t.steps * t.batch_size
@@ -225,5 +269,8 @@ def forgetting(ctx: RunContext, before: float, backbone: nn.Module) -> dict[str,
     """Source probe accuracy before and after target training; forgetting = before - after."""
     with ctx.phase("eval"):
         after = probe_accuracy(ctx, backbone, ctx.source)
-    return {"source/acc_before": before, "source/acc_after": after,
-            "source/forgetting": before - after}
+    return {
+        "source/acc_before": before,
+        "source/acc_after": after,
+        "source/forgetting": before - after,
+    }

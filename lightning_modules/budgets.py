@@ -22,7 +22,9 @@ def parse_per_class(value: object) -> int | None:
     if isinstance(value, str) and value.strip().lower() == ALL:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise BudgetError(f"budget.per_class={value!r} is invalid; allowed: a positive int or 'all'")
+        raise BudgetError(
+            f"budget.per_class={value!r} is invalid; allowed: a positive int or 'all'"
+        )
     try:
         k = int(value)
     except ValueError:

@@ -99,7 +99,9 @@ class ClassifierModule(L.LightningModule):
             self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed)
         return random_affine(x, self._gen)
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         """Cross-entropy on an augmented batch."""
         x, y = batch
         loss = F.cross_entropy(self(self._augment(x)), y)

@@ -65,7 +65,9 @@ class PretrainModule(L.LightningModule):
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(normalize(x)))
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
         """Supervised cross-entropy or NT-Xent, on freshly augmented views."""
         x, y = batch
         if self._gen is None:

@@ -12,8 +12,14 @@ import pandas as pd
 
 from reports.collect import budget_order
 
-METRICS = ("test/acc", "test/f1_macro", "test/ece", "source/acc_before", "source/acc_after",
-           "source/forgetting")
+METRICS = (
+    "test/acc",
+    "test/f1_macro",
+    "test/ece",
+    "source/acc_before",
+    "source/acc_after",
+    "source/forgetting",
+)
 CI_METHOD = "95% percentile bootstrap over seeds (10,000 resamples)"
 
 

@@ -30,13 +30,16 @@ def _cell(mean: float, lo: float, hi: float, n: int) -> str:
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Regimes x budgets, each cell "mean [ci_low, ci_high] n=seeds" of target accuracy."""
     s = summary.assign(
-        cell=[_cell(r["test/acc_mean"], r["test/acc_ci_low"], r["test/acc_ci_high"], r["n_seeds"])
-              for _, r in summary.iterrows()]
+        cell=[
+            _cell(r["test/acc_mean"], r["test/acc_ci_low"], r["test/acc_ci_high"], r["n_seeds"])
+            for _, r in summary.iterrows()
+        ]
     )
     table = s.pivot(index="regime", columns="per_class", values="cell")
     cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
     order = [r for r in plots.ORDER if r in table.index] + [
-        r for r in table.index if r not in plots.ORDER]
+        r for r in table.index if r not in plots.ORDER
+    ]
     return table.loc[order, cols].fillna("-")
 
 
@@ -101,13 +104,25 @@ def _write(out: Path, dirs: list[Path]) -> None:
         "environment": _environment(records),
     }
     (out / "index.html").write_text(render.html(context))
-    intro = [f"regimebench report: {name}", "", f"Question: {context['question']}", "",
-             f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}."]
-    tail = ["Failed runs:"] + [f"  {f['run']}: {f['error']}" for f in context["failed"]] or [" none"]
+    intro = [
+        f"regimebench report: {name}",
+        "",
+        f"Question: {context['question']}",
+        "",
+        f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}.",
+    ]
+    tail = ["Failed runs:"] + [f"  {f['run']}: {f['error']}" for f in context["failed"]] or [
+        " none"
+    ]
     tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in varied]
     tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
-    render.pdf(out / "report.pdf", intro, list(figures.values()),
-               {"Target test accuracy: mean [95% CI] n=seeds": acc}, tail)
+    render.pdf(
+        out / "report.pdf",
+        intro,
+        list(figures.values()),
+        {"Target test accuracy: mean [95% CI] n=seeds": acc},
+        tail,
+    )
     (out / "sources.json").write_text(json.dumps([str(d) for d in dirs]))
     plt.close("all")
 

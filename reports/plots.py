@@ -38,8 +38,9 @@ def _budget_ticks(ax: Axes, summary: pd.DataFrame) -> None:
 def _line(ax: Axes, cell: pd.DataFrame, metric: str, label: str, color: str, **kw: object) -> None:
     x = cell["labelled_per_class"]
     ax.plot(x, cell[f"{metric}_mean"], marker="o", ms=4, color=color, label=label, **kw)
-    ax.fill_between(x, cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"], color=color,
-                    alpha=0.15, lw=0)
+    ax.fill_between(
+        x, cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"], color=color, alpha=0.15, lw=0
+    )
 
 
 def data_efficiency(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:

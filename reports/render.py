@@ -57,8 +57,13 @@ def _table_page(title: str, table: pd.DataFrame) -> Figure:
     return fig
 
 
-def pdf(path: Path, intro: list[str], figures: list[Figure], tables: dict[str, pd.DataFrame],
-        tail: list[str]) -> None:
+def pdf(
+    path: Path,
+    intro: list[str],
+    figures: list[Figure],
+    tables: dict[str, pd.DataFrame],
+    tail: list[str],
+) -> None:
     """Write the PDF: introduction, figures, tables, then failures/config/environment text."""
     with PdfPages(path) as pages:
         pages.savefig(_text_page(intro))

@@ -1,0 +1,76 @@
+import math
+
+import timm
+import torch
+
+from lightning_modules.augment import ssl_view
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.objectives import nt_xent
+from lightning_modules.probe import extract_features, fit_probe, select_l2
+
+
+def _blobs(n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    centres = torch.randn(3, 16, generator=torch.Generator().manual_seed(99)) * 3
+    gen = torch.Generator().manual_seed(seed)
+    y = torch.arange(3).repeat_interleave(n_per_class)
+    return centres[y] + torch.randn(len(y), 16, generator=gen), y
+
+
+def test_probe_separates_separable_classes():
+    x, y = _blobs(30)
+    xt, yt = _blobs(30, seed=1)
+    probe = fit_probe(x, y, 3, l2_grid=[1e-3, 1e-1, 10.0], default_l2=0.1)
+    assert (probe.logits(xt).argmax(1) == yt).float().mean() > 0.95
+    assert probe.l2 in (1e-3, 1e-1, 10.0)
+
+
+def test_one_shot_has_nothing_to_validate_and_uses_the_default():
+    x, y = _blobs(1)
+    assert select_l2(x, y, 3, [1e-3, 1.0], default_l2=0.37) == 0.37
+
+
+def test_stronger_penalty_shrinks_weights():
+    x, y = _blobs(10)
+    weak = fit_probe(x, y, 3, default_l2=1e-3)
+    strong = fit_probe(x, y, 3, default_l2=10.0)
+    assert strong.weight.norm() < weak.weight.norm()
+
+
+def test_probe_initialised_head_reproduces_probe_predictions():
+    """A head started from a probe predicts exactly what the probe on cached features does."""
+    torch.manual_seed(0)
+    backbone = timm.create_model("test_resnet", num_classes=0, in_chans=1)
+    images = torch.rand(40, 1, 16, 16)
+    labels = torch.arange(4).repeat(10)
+    feats = extract_features(backbone, images)
+    probe = fit_probe(feats, labels, 4, default_l2=0.1)
+    module = ClassifierModule(
+        backbone, 4, 1e-3, 1e-3, 0.0, 10, head_init=(probe.weight.float(), probe.bias.float())
+    )
+    through_backbone = module.predict_logits(images)
+    on_cache = probe.logits(feats).float()
+    assert torch.allclose(through_backbone, on_cache, atol=1e-4)
+
+
+def test_nt_xent_identical_embeddings_is_log_2n_minus_1():
+    for n in (2, 4, 8):
+        z = torch.ones(n, 5)
+        assert math.isclose(float(nt_xent(z, z)), math.log(2 * n - 1), rel_tol=1e-5)
+
+
+def test_nt_xent_decreases_when_training_an_encoder():
+    torch.manual_seed(0)
+    x = torch.rand(64, 1, 8, 8)
+    enc = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 16)
+    )
+    opt = torch.optim.Adam(enc.parameters(), 1e-2)
+    gen = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(60):
+        loss = nt_xent(enc(ssl_view(x, gen, 0.5)), enc(ssl_view(x, gen, 0.5)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.3

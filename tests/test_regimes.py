@@ -1,0 +1,90 @@
+"""Each regime end to end through the real stages on the composed config (tiny fits)."""
+
+import pytest
+import torch
+
+from benchmarks.config import ConfigError
+from benchmarks.regimes import REGIMES
+from benchmarks.run import _context, execute
+from benchmarks.stages import pretrained_backbone
+
+
+@pytest.mark.parametrize("regime", sorted(REGIMES))
+def test_regime_writes_an_ok_record(regime, compose_cfg, tmp_path):
+    cfg = compose_cfg(f"regime={regime}", "budget.per_class=2")
+    record = execute(cfg, tmp_path / regime)
+    assert record["status"] == "ok", record["error"]
+    m = record["metrics"]
+    assert 0 <= m["test/acc"] <= 1 and 0 <= m["test/ece"] <= 1
+    assert record["budget"]["n_labelled"] == 10
+    assert (tmp_path / regime / "record.json").exists()
+    pretrained = regime in ("finetune", "linear_probe", "incremental_pretrain")
+    assert ("source/forgetting" in m) == pretrained
+    if pretrained:
+        assert m["source/forgetting"] == pytest.approx(
+            m["source/acc_before"] - m["source/acc_after"]
+        )
+
+
+def test_rerun_skips_a_finished_run(compose_cfg, tmp_path):
+    cfg = compose_cfg("regime=pixels")
+    assert execute(cfg, tmp_path) is not None
+    assert execute(cfg, tmp_path) is None  # same config hash, status ok
+    assert execute(compose_cfg("regime=pixels", "seed=1"), tmp_path) is not None
+
+
+def test_pretraining_is_cached_across_regimes_and_budgets(compose_cfg, tmp_path):
+    first = execute(compose_cfg("regime=finetune", "budget.per_class=1"), tmp_path / "a")
+    second = execute(compose_cfg("regime=linear_probe", "budget.per_class=5"), tmp_path / "b")
+    assert first["info"]["pretrain_cached"] is False
+    assert second["info"]["pretrain_cached"] is True
+    assert first["info"]["pretrain_hash"] == second["info"]["pretrain_hash"]
+    assert first["metrics"]["source/acc_before"] == second["metrics"]["source/acc_before"]
+
+
+def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
+    cfg = compose_cfg("regime=finetune")
+    ctx = _context(cfg)
+    backbone, _ = pretrained_backbone(ctx)
+    before = {k: v.clone() for k, v in backbone.state_dict().items()}
+    REGIMES["linear_probe"](ctx)
+    frozen, _ = pretrained_backbone(ctx)
+    assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
+    from benchmarks.stages import train_classifier
+
+    module = train_classifier(ctx, backbone)
+    changed = [k for k, v in module.backbone.state_dict().items() if not torch.equal(before[k], v)]
+    assert any("running_mean" in k for k in changed)  # BatchNorm statistics moved
+    assert any(k.endswith("weight") for k in changed)
+
+
+def test_probe_and_pixels_are_different_predictors(compose_cfg):
+    ctx = _context(compose_cfg("regime=linear_probe", "budget.per_class=5"))
+    a = REGIMES["linear_probe"](ctx)
+    b = REGIMES["pixels"](ctx)
+    assert a["test/ece"] != b["test/ece"]
+
+
+def test_same_seed_same_labelled_subset_for_every_regime(compose_cfg):
+    subsets = {
+        r: _context(compose_cfg(f"regime={r}", "budget.per_class=5")).labelled for r in REGIMES
+    }
+    first = next(iter(subsets.values()))
+    assert all(torch.equal(first, s) for s in subsets.values())
+
+
+@pytest.mark.parametrize(
+    ("override", "match"),
+    [
+        ("budget.per_class=0", "budget.per_class=0 is invalid"),
+        ("budget.per_class=500", "larger than the smallest class"),
+        ("threads=0", "threads=0 is invalid"),
+        ("regime.name=nonsense", "regime.name='nonsense' is invalid; allowed: "),
+        ("pretrain.objective=byol", "pretrain.objective='byol'"),
+        ("data.transform=blur", "data.transform='blur'"),
+    ],
+)
+def test_bad_values_stop_before_anything_is_written(override, match, compose_cfg, tmp_path):
+    with pytest.raises(ConfigError, match=match):
+        execute(compose_cfg(override), tmp_path / "job")
+    assert not (tmp_path / "job").exists()

@@ -1,0 +1,145 @@
+"""The report on synthetic records with known values: aggregation, files, escaping, errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmarks.records import SCHEMA_VERSION, write_record
+from reports.__main__ import main as report_main
+from reports.aggregate import bootstrap_ci, summarize
+from reports.build import build_report
+from reports.collect import collect
+
+
+def _record(regime, per_class, seed, acc, status="ok", name="synthetic", forgetting=None):
+    metrics = {"test/acc": acc, "test/f1_macro": acc - 0.01, "test/ece": 0.05}
+    if forgetting is not None:
+        metrics |= {
+            "source/acc_before": 0.9,
+            "source/acc_after": 0.9 - forgetting,
+            "source/forgetting": forgetting,
+        }
+    n = 5 * (per_class if per_class != "all" else 100)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": None if status == "ok" else "NonFiniteLossError: train/loss became nan",
+        "metrics": metrics if status == "ok" else {},
+        "regime": regime,
+        "source": "digits",
+        "target": "digits_5to9",
+        "model": "test_resnet",
+        "seed": seed,
+        "threads": 2,
+        "budget": {"per_class": str(per_class), "n_labelled": n, "per_class_used": {}},
+        "classes": {"source": [str(i) for i in range(10)], "target": list("56789")},
+        "seconds": {"total": 1.0},
+        "info": {},
+        "config_hash": f"{regime}{per_class}{seed}",
+        "config": {
+            "name": name,
+            "question": "Which regime?",
+            "seed": seed,
+            "regime": {"name": regime},
+            "budget": {"per_class": per_class},
+        },
+        "environment": {"torch": "2.14.1", "device": "cpu"},
+    }
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    """2 regimes x 2 budgets x 3 seeds with known accuracies, plus one failed run."""
+    accs = {
+        ("scratch", 1): [0.5, 0.6, 0.7],
+        ("scratch", 5): [0.8, 0.8, 0.9],
+        ("finetune", 1): [0.7, 0.8, 0.9],
+        ("finetune", 5): [0.9, 0.9, 0.9],
+    }
+    for (regime, k), values in accs.items():
+        for seed, acc in enumerate(values):
+            fg = 0.1 * seed if regime == "finetune" else None
+            write_record(
+                tmp_path / "sweep" / f"{regime}-{k}-{seed}" / "record.json",
+                _record(regime, k, seed, acc, forgetting=fg),
+            )
+    write_record(
+        tmp_path / "sweep" / "scratch-1-9" / "record.json",
+        _record("scratch", 1, 9, float("nan"), status="failed"),
+    )
+    return tmp_path / "sweep"
+
+
+def test_summary_means_seeds_and_failures(sweep):
+    runs, _, bad = collect([sweep])
+    assert len(runs) == 13 and bad == []
+    s = summarize(runs, reps=2000).set_index(["regime", "per_class"])
+    assert s.loc[("scratch", "1"), "test/acc_mean"] == pytest.approx(0.6)
+    assert s.loc[("scratch", "1"), "n_seeds"] == 3  # the failed run is not a seed of the mean
+    assert s.loc[("scratch", "1"), "n_failed"] == 1
+    assert s.loc[("finetune", "5"), "test/acc_ci_low"] == pytest.approx(0.9)
+    assert s.loc[("finetune", "1"), "source/forgetting_mean"] == pytest.approx(0.1)
+    lo, hi = s.loc[("scratch", "1"), ["test/acc_ci_low", "test/acc_ci_high"]]
+    assert 0.5 <= lo < 0.6 < hi <= 0.7
+
+
+def test_bootstrap_ci_known_values():
+    assert bootstrap_ci(np.array([0.7])) != bootstrap_ci(np.array([0.7]))  # NaN: one seed
+    lo, hi = bootstrap_ci(np.array([0.0, 1.0]), reps=20000, seed=1)
+    assert (lo, hi) == (0.0, 1.0)  # means of 2 resamples are 0, .5 or 1
+    lo, hi = bootstrap_ci(np.arange(10.0), reps=20000, seed=0)
+    assert 2.5 < lo < 3.3 and 5.7 < hi < 6.5  # mean 4.5, se ~0.91
+
+
+def test_report_files_hold_the_numbers(sweep, tmp_path):
+    index = build_report([sweep], tmp_path / "report")
+    out = index.parent
+    for name in (
+        "runs.csv",
+        "summary.csv",
+        "report.pdf",
+        "figures/data_efficiency.png",
+        "figures/data_efficiency.svg",
+        "figures/forgetting.png",
+    ):
+        assert (out / name).stat().st_size > 0, name
+    summary = pd.read_csv(out / "summary.csv")
+    assert {
+        "n_seeds",
+        "test/acc_mean",
+        "test/acc_ci_low",
+        "test/acc_ci_high",
+        "source/forgetting_mean",
+    } <= set(summary.columns)
+    page = index.read_text()
+    assert "0.600" in page and "0.900" in page
+    assert "NonFiniteLossError" in page  # failed runs are listed
+    assert page.count("data:image/png;base64,") == 2  # self-contained, no network
+    assert "http://" not in page and "https://" not in page
+    assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_html_escapes_names_from_records(tmp_path):
+    write_record(
+        tmp_path / "s" / "a" / "record.json",
+        _record("scratch", 1, 0, 0.5, name="<script>alert(1)</script>"),
+    )
+    page = build_report([tmp_path / "s"], tmp_path / "r").read_text()
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_unreadable_records_are_listed_not_fatal(sweep, tmp_path):
+    (sweep / "broken").mkdir()
+    (sweep / "broken" / "record.json").write_text('{"schema_version": 1, "sta')
+    runs, _, bad = collect([sweep])
+    assert len(runs) == 13 and len(bad) == 1 and "broken" in bad[0][0]
+    assert "broken" in build_report([sweep], tmp_path / "r").read_text()
+
+
+def test_empty_folder_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert report_main([str(tmp_path / "empty")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no readable record.json under" in err[0]
+    assert not (tmp_path / "empty" / "report").exists()

@@ -1,0 +1,101 @@
+"""A real multirun through the installed ``regimebench`` entry point, then its report."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+BIN = Path(sys.executable).parent
+
+
+def _run(args, tmp_path, check=True):
+    env = {**os.environ, "REGIMEBENCH_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [str(BIN / "regimebench"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+TINY_SWEEP = [
+    "-m",
+    "regime=scratch,finetune",
+    "budget.per_class=1,2",
+    "seed=0",
+    "name=tiny",
+    "pretrain.steps=5",
+    "pretrain.batch_size=16",
+    "regime.train.steps=5",
+    "regime.train.batch_size=8",
+]
+
+
+@pytest.mark.slow
+def test_tiny_multirun_writes_records_and_report(tmp_path):
+    proc = _run(TINY_SWEEP, tmp_path)
+    sweep = tmp_path / "multirun" / "tiny"
+    records = sorted(sweep.glob("*/record.json"))
+    assert len(records) == 4
+    recs = [json.loads(p.read_text()) for p in records]
+    assert {r["status"] for r in recs} == {"ok"}
+    assert {(r["regime"], r["budget"]["per_class"]) for r in recs} == {
+        ("scratch", "1"),
+        ("scratch", "2"),
+        ("finetune", "1"),
+        ("finetune", "2"),
+    }
+    assert sum(1 for r in recs if r["info"].get("pretrain_cached") is False) == 1  # once
+    report = sweep / "report"
+    assert "report: multirun/tiny/report/index.html" in proc.stdout
+    runs = pd.read_csv(report / "runs.csv")
+    summary = pd.read_csv(report / "summary.csv")
+    assert len(runs) == 4 and len(summary) == 4
+    assert (summary["n_seeds"] == 1).all()
+    for name in (
+        "index.html",
+        "report.pdf",
+        "figures/data_efficiency.png",
+        "figures/forgetting.png",
+    ):
+        assert (report / name).stat().st_size > 0
+    # a re-run resumes: nothing is retrained, the report still has every run
+    again = _run(TINY_SWEEP, tmp_path)
+    assert (again.stdout + again.stderr).count("skip ") == 4
+    assert len(pd.read_csv(report / "runs.csv")) == 4
+    # the report command by hand, on the same folder
+    shutil.rmtree(report)
+    out = subprocess.run(
+        [str(BIN / "regimebench-report"), str(sweep), "--out", str(tmp_path / "r2")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0 and (tmp_path / "r2" / "index.html").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (["budget.per_class=0"], "budget.per_class=0 is invalid"),
+        (["regime=nonsense"], "Could not find 'regime/nonsense'"),
+        (["regime.train.stepz=3"], "stepz"),
+    ],
+)
+def test_bad_input_is_one_clear_error_and_writes_nothing(args, match, tmp_path):
+    proc = _run([*args, "hydra.run.dir=job"], tmp_path, check=False)
+    assert proc.returncode != 0
+    assert match in proc.stderr
+    assert not (tmp_path / "job" / "record.json").exists()
+    assert not (tmp_path / "job").exists() or args[0].startswith("regime")
