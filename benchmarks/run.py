@@ -136,6 +136,16 @@ def _summary(record: dict[str, Any]) -> str:
     return f"{what}: test/acc={acc:.3f} in {record['seconds']['total']:.1f}s"
 
 
+def _remove_job_dir(out_dir: Path) -> None:
+    """Delete the job folder Hydra made, and its parents while they are empty (below cwd)."""
+    shutil.rmtree(out_dir, ignore_errors=True)
+    cwd = Path.cwd().resolve()
+    parent = out_dir.resolve().parent
+    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
+        parent.rmdir()
+        parent = parent.parent
+
+
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; exits 2 with one line on a config that cannot run."""
@@ -144,7 +154,7 @@ def main(cfg: DictConfig) -> None:
         record = execute(cfg, out_dir)
     except ConfigError as err:
         if not (out_dir / RECORD_NAME).exists():  # leave nothing half-written behind
-            shutil.rmtree(out_dir, ignore_errors=True)
+            _remove_job_dir(out_dir)
         print(f"regimebench: error: {err}", file=sys.stderr)
         sys.exit(2)
     if record is not None:

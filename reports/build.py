@@ -49,7 +49,8 @@ def _flatten(record: dict) -> dict:
 
 def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Config keys whose value differs between runs (with the values) and those that don't."""
-    flat = pd.DataFrame([_flatten(r) for r in records]).map(str)
+    flat = pd.DataFrame([_flatten(r) for r in records], dtype=object)
+    flat = flat.map(lambda v: "(not set)" if v is None or v != v else str(v))  # v != v: NaN
     varied, fixed = [], []
     for key in sorted(flat.columns):
         values = sorted(flat[key].unique(), key=lambda v: (len(v), v))
@@ -75,6 +76,7 @@ def _write(out: Path, dirs: list[Path]) -> None:
     summary.to_csv(out / "summary.csv", index=False)
     (out / "figures").mkdir()
     eff = plots.data_efficiency(summary).figure
+    eff.tight_layout()
     figures = {"data_efficiency": eff}
     if summary["source/acc_before_mean"].notna().any():
         figures["forgetting"] = plots.forgetting(summary)

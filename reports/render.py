@@ -50,10 +50,13 @@ def _table_page(title: str, table: pd.DataFrame) -> Figure:
     ax.axis("off")
     ax.set_title(title, fontsize=11)
     cells = table.reset_index()
-    tab = ax.table(cellText=cells.to_numpy(), colLabels=list(cells.columns), loc="upper center")
+    # "mean [lo, hi] n=k" on two lines, so seven budgets fit across an A4 landscape page
+    text = cells.map(lambda v: str(v).replace(" [", "\n[", 1)).to_numpy()
+    tab = ax.table(cellText=text, colLabels=list(cells.columns), loc="upper center")
     tab.auto_set_font_size(False)
     tab.set_fontsize(7)
-    tab.scale(1, 1.3)
+    tab.auto_set_column_width(list(range(len(cells.columns))))
+    tab.scale(1, 2.6)
     return fig
 
 
