@@ -24,6 +24,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.cache import stable_hash
+from benchmarks.compute import peak_memory_mb
 from benchmarks.config import ConfigError, register, validate
 from benchmarks.records import RECORD_NAME, SCHEMA_VERSION, environment, read_record, write_record
 from benchmarks.regimes import REGIMES
@@ -93,6 +94,7 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         },
         "classes": {"source": list(ctx.source.class_names), "target": list(ctx.target.class_names)},
         "seconds": ctx.seconds,
+        "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
         "config_hash": chash,
         "config": OmegaConf.to_container(cfg, resolve=True),

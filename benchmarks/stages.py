@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from benchmarks.cache import cached, stable_hash
+from benchmarks.compute import train_step_flops
 from lightning_modules.backbones import clone_state, create_backbone
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
@@ -27,7 +28,7 @@ from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
 
-CACHE_VERSION = 1  # bump when a change to the code changes what a cached artefact contains
+CACHE_VERSION = 2  # bump when a change to the code changes what a cached artefact contains
 
 
 @dataclass
@@ -41,6 +42,7 @@ class RunContext:
     labelled: torch.Tensor
     seconds: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -85,21 +87,25 @@ def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> N
     trainer.fit(module, train_dataloaders=batches)
 
 
-def probe_accuracy(ctx: RunContext, backbone: nn.Module, dom: Domain) -> float:
-    """Test accuracy of a linear probe fitted on all of ``dom``'s train split (frozen features)."""
+def probe_accuracy(
+    ctx: RunContext, backbone: nn.Module, dom: Domain, l2: float | None = None
+) -> tuple[float, float]:
+    """Test accuracy of a linear probe fitted on all of ``dom``'s train split (frozen features).
+
+    With ``l2`` None the penalty is cross-validated (``probe.l2_grid``); otherwise it is fixed.
+    Forgetting probes reuse the l2 chosen for the pretrained backbone, so "before" and "after"
+    are the same probe applied to two backbones. Returns (accuracy, l2).
+    """
     ftr = extract_features(backbone, dom.x_train.to(ctx.device))
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
     p = ctx.cfg.probe
+    grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
+    labels = dom.y_train.to(ctx.device)
     probe = fit_probe(
-        ftr,
-        dom.y_train.to(ctx.device),
-        dom.num_classes,
-        p.l2_grid,
-        p.default_l2,
-        seed=ctx.cfg.seed,
-        max_iter=p.max_iter,
+        ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.seed, max_iter=p.max_iter
     )
-    return float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
+    acc = float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
+    return acc, probe.l2
 
 
 def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
@@ -116,9 +122,12 @@ def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
 
 
 def _record_cache_use(ctx: RunContext, stage: str, meta: dict[str, Any], hit: bool) -> None:
+    """Cache bookkeeping: whether it was a hit, the stage's full cost and what the hit saved."""
     ctx.info[f"{stage}_cached"] = hit
-    ctx.info[f"{stage}_seconds_saved"] = meta["build_seconds"] if hit else 0.0
     ctx.info[f"{stage}_hash"] = stable_hash(meta["key"])
+    ctx.compute[f"{stage}_seconds_full"] = meta["build_seconds"]
+    ctx.compute[f"{stage}_seconds_saved"] = meta["build_seconds"] if hit else 0.0
+    ctx.compute[f"{stage}_samples"] = meta["samples"]
 
 
 def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
@@ -145,13 +154,20 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             module,
             RandomBatches(x, ctx.source.y_train.to(ctx.device), p.batch_size, p.steps, cfg.seed),
         )
-        return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
+        acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
+        views = 2 if p.objective == "simclr" else 1
+        return clone_state(backbone), {
+            "source_acc": acc,
+            "source_l2": l2,
+            "samples": p.steps * p.batch_size * views,
+        }
 
     with ctx.phase("pretrain"):
         state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", _pretrain_key(ctx), build)
         backbone = new_backbone(cfg, 0)
         backbone.load_state_dict(state)
     _record_cache_use(ctx, "pretrain", meta, hit)
+    ctx.info["source_probe_l2"] = meta["source_l2"]
     return backbone.to(ctx.device), float(meta["source_acc"])
 
 
@@ -179,7 +195,10 @@ def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module,
         )
         x = ctx.target.x_train.to(ctx.device)
         fit(cfg, module, RandomBatches(x, None, c.batch_size, c.steps, cfg.seed))
-        return clone_state(backbone), {"source_acc": probe_accuracy(ctx, backbone, ctx.source)}
+        return clone_state(backbone), {
+            "source_acc": probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])[0],
+            "samples": c.steps * c.batch_size * 2,  # two SimCLR views per image
+        }
 
     with ctx.phase("continued_pretrain"):
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
@@ -205,6 +224,7 @@ def pretrained_features(ctx: RunContext, backbone: nn.Module) -> tuple[torch.Ten
     with ctx.phase("features"):
         tensors, meta, hit = cached(ctx.cfg.paths.cache_dir, "features", key, build)
     ctx.info["features_cached"] = hit
+    ctx.info["features_hash"] = stable_hash(key)
     return tensors["train"].to(ctx.device), tensors["test"].to(ctx.device)
 
 
@@ -256,7 +276,11 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
     )
     with ctx.phase("train"):
         fit(cfg, module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed))
-    ctx.info["samples_trained"] = t.steps * t.batch_size
+    ctx.compute["train_samples"] = t.steps * t.batch_size
+    step = train_step_flops(
+        cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes
+    )
+    ctx.compute["train_flops"] = float(step * t.steps)
     return module
 
 
@@ -268,7 +292,7 @@ def evaluate(ctx: RunContext, logits: torch.Tensor) -> dict[str, float]:
 def forgetting(ctx: RunContext, before: float, backbone: nn.Module) -> dict[str, float]:
     """Source probe accuracy before and after target training; forgetting = before - after."""
     with ctx.phase("eval"):
-        after = probe_accuracy(ctx, backbone, ctx.source)
+        after, _ = probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])
     return {
         "source/acc_before": before,
         "source/acc_after": after,

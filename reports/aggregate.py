@@ -42,6 +42,32 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
+    """Add wall-clock cost columns per run (seconds).
+
+    ``cost/target_s``: the run's own work (features, training, evaluation).
+    ``cost/pretrain_full_s``: the full cost of the pretraining stages it used.
+    ``cost/pretrain_amortised_s``: that cost divided among the runs of these records that
+    share each cached stage (its hash), i.e. what the sweep paid per run.
+    """
+    out = runs.copy()
+    own = [c for c in ("seconds/features", "seconds/train", "seconds/eval") if c in out]
+    out["cost/target_s"] = out[own].fillna(0).sum(axis=1)
+    out["cost/pretrain_full_s"] = 0.0
+    out["cost/pretrain_amortised_s"] = 0.0
+    for stage in ("pretrain", "continued_pretrain"):
+        full, key = f"compute/{stage}_seconds_full", f"{stage}_hash"
+        if full not in out or key not in out:
+            continue
+        sharing = out.groupby(key)[key].transform("size")
+        out["cost/pretrain_full_s"] += out[full].fillna(0)
+        out["cost/pretrain_amortised_s"] += (out[full] / sharing).fillna(0)
+    return out
+
+
+COSTS = ("cost/target_s", "cost/pretrain_full_s", "cost/pretrain_amortised_s")
+
+
 def summarize(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
     """One row per regime x budget over ``ok`` runs: seeds, failures, mean and CI per metric."""
     keys = ["regime", "per_class"]
@@ -60,6 +86,9 @@ def summarize(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
             vals = vals[~np.isnan(vals)]
             row[f"{metric}_mean"] = float(vals.mean()) if len(vals) else float("nan")
             row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(vals, reps)
+        for cost in COSTS:
+            if cost in ok:
+                row[f"{cost}_mean"] = float(ok[cost].mean())
         rows.append(row)
     out = pd.DataFrame(rows)
     out = out.assign(_b=budget_order(out["per_class"])).sort_values(["regime", "_b"])

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from reports import plots, render
-from reports.aggregate import CI_METHOD, summarize
+from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import budget_order, collect
 
 
@@ -71,6 +71,7 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
 
 def _write(out: Path, dirs: list[Path]) -> None:
     runs, records, unreadable = collect(dirs)
+    runs = with_costs(runs)
     summary = summarize(runs)
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -80,8 +81,11 @@ def _write(out: Path, dirs: list[Path]) -> None:
     figures = {"data_efficiency": eff}
     if summary["source/acc_before_mean"].notna().any():
         figures["forgetting"] = plots.forgetting(summary)
+    if (summary["cost/target_s_mean"] > 0).any():  # records from before compute accounting
+        figures["accuracy_vs_compute"] = plots.accuracy_vs_compute(summary)
     images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
     images.setdefault("forgetting", "")
+    images.setdefault("accuracy_vs_compute", "")
     failed = runs[runs["status"] != "ok"]
     varied, fixed = config_split(records)
     acc = accuracy_table(summary)

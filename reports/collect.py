@@ -47,6 +47,10 @@ def _row(path: Path, rec: dict) -> dict:
     }
     row.update(rec.get("metrics", {}))
     row.update({f"seconds/{k}": v for k, v in rec.get("seconds", {}).items()})
+    row.update({f"compute/{k}": v for k, v in rec.get("compute", {}).items()})
+    info = rec.get("info", {})
+    for stage in ("pretrain", "continued_pretrain"):
+        row[f"{stage}_hash"] = info.get(f"{stage}_hash")
     return row
 
 

@@ -80,3 +80,35 @@ def forgetting(summary: pd.DataFrame) -> Figure:
     right.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def accuracy_vs_compute(summary: pd.DataFrame) -> Figure:
+    """Target accuracy against wall-clock cost per run, pretraining amortised and in full.
+
+    Each line is one regime, its points the budgets (small to large). Left: pretraining divided
+    among the runs that shared it in these records; right: each run charged the whole stage.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    for ax, pre, title in (
+        (axes[0], "cost/pretrain_amortised_s_mean", "pretraining amortised"),
+        (axes[1], "cost/pretrain_full_s_mean", "pretraining in full"),
+    ):
+        for regime in _regimes(summary):
+            cell = summary[summary["regime"] == regime].sort_values("labelled_per_class")
+            cost = cell["cost/target_s_mean"] + cell[pre]
+            ax.plot(
+                cost,
+                cell["test/acc_mean"],
+                marker="o",
+                ms=4,
+                color=COLORS.get(regime, "black"),
+                label=regime,
+            )
+        ax.set_xscale("log")
+        ax.set_xlabel("wall-clock seconds per run (log scale)")
+        ax.set_title(f"Accuracy vs compute, {title}")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("target test accuracy (mean over seeds)")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,233 @@
+"""``regimebench-bench [--out FILE.json]``: the suite's speed, as ratios taken side by side.
+
+1. Target-training throughput of the suite (a Lightning fit, Trainer construction included)
+   against a bare PyTorch loop over the same module, batches, optimiser, schedule and threads,
+   interleaved in one process; median of the per-repeat ratios.
+2. ``linear_probe`` on cached features against the same L-BFGS probe run end to end through the
+   frozen backbone (every closure evaluation re-runs the backbone): speed-up, accuracy gap.
+3. The default sweep (``experiment=digits``) cold, then the same command again: time ratio.
+4. How often pretraining and feature extraction ran in that sweep, against how many distinct
+   configurations needed them (from the records' cache bookkeeping).
+
+Absolute times on shared machines are noisy; the ratios are what to compare.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from benchmarks import stages
+from benchmarks.run import CONF_DIR, _context
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.datamodules import RandomBatches
+from lightning_modules.probe import LinearProbe, extract_features, fit_probe, normalize_features
+
+
+def _cfg(cache: Path, *overrides: str) -> DictConfig:
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose("config", overrides=[f"paths.cache_dir={cache}", *overrides])
+
+
+def _module(ctx: stages.RunContext) -> tuple[ClassifierModule, RandomBatches]:
+    cfg, t = ctx.cfg, ctx.cfg.regime.train
+    torch.manual_seed(0)
+    module = ClassifierModule(
+        stages.new_backbone(cfg, 0),
+        ctx.target.num_classes,
+        t.lr,
+        t.head_lr,
+        t.weight_decay,
+        t.steps,
+        t.warmup_fraction,
+        t.augment,
+    )
+    x, y = ctx.target.x_train[ctx.labelled], ctx.target.y_train[ctx.labelled]
+    return module, RandomBatches(x, y, t.batch_size, t.steps, 0)
+
+
+def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
+    """The hand-written reference: the same module and optimiser, no Trainer."""
+    opt_cfg = module.configure_optimizers()
+    opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
+    module.train()
+    for x, y in batches:
+        loss = F.cross_entropy(module(module._augment(x)), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def throughput(cache: Path, repeats: int) -> dict[str, Any]:
+    """Median over repeats of (bare-loop time / suite time) for one default target fit."""
+    ctx = _context(_cfg(cache, "regime=scratch", "budget.per_class=all"))
+    torch.set_num_threads(ctx.cfg.threads)
+    ratios, suite_s, bare_s = [], [], []
+    for _ in range(repeats):
+        module, batches = _module(ctx)
+        start = time.perf_counter()
+        stages.fit(ctx.cfg, module, batches)
+        suite_s.append(time.perf_counter() - start)
+        module, batches = _module(ctx)
+        start = time.perf_counter()
+        bare_loop(module, batches)
+        bare_s.append(time.perf_counter() - start)
+        ratios.append(bare_s[-1] / suite_s[-1])
+    steps = ctx.cfg.regime.train.steps
+    return {
+        "train_throughput_ratio": statistics.median(ratios),
+        "suite_steps_per_s": steps / statistics.median(suite_s),
+        "bare_steps_per_s": steps / statistics.median(bare_s),
+    }
+
+
+def probe_end_to_end(
+    backbone: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    num_classes: int,
+    l2: float,
+    max_iter: int,
+) -> LinearProbe:
+    """The same L-BFGS probe, but every loss evaluation runs the frozen backbone again."""
+    backbone.eval()
+    weight = torch.zeros(
+        backbone.num_features, num_classes, dtype=torch.float64, requires_grad=True
+    )
+    bias = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [weight, bias], max_iter=max_iter, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        z = normalize_features(extract_features(backbone, images).double())
+        loss = F.cross_entropy(z @ weight + bias, labels) + 0.5 * l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return LinearProbe(weight.detach(), bias.detach(), l2)
+
+
+def probe_speed(cache: Path) -> dict[str, Any]:
+    """Cached-feature probe vs end-to-end probe at the largest budget, same l2 and iterations."""
+    ctx = _context(_cfg(cache, "regime=linear_probe", "budget.per_class=all"))
+    torch.set_num_threads(ctx.cfg.threads)
+    backbone, _ = stages.pretrained_backbone(ctx)
+    x, y = ctx.target.x_train[ctx.labelled], ctx.target.y_train[ctx.labelled]
+    l2, iters = ctx.cfg.probe.default_l2, ctx.cfg.probe.max_iter
+    start = time.perf_counter()
+    feats = extract_features(backbone, x)
+    extract_s = time.perf_counter() - start
+    start = time.perf_counter()
+    cached = fit_probe(feats, y, ctx.target.num_classes, (), l2, max_iter=iters)
+    cached_s = time.perf_counter() - start
+    start = time.perf_counter()
+    e2e = probe_end_to_end(backbone, x, y, ctx.target.num_classes, l2, iters)
+    e2e_s = time.perf_counter() - start
+    test_feats = extract_features(backbone, ctx.target.x_test)
+
+    def acc(p: LinearProbe) -> float:
+        return float((p.logits(test_feats).argmax(1) == ctx.target.y_test).float().mean())
+
+    return {
+        "probe_speedup": e2e_s / cached_s,
+        "probe_accuracy_diff": acc(cached) - acc(e2e),
+        "probe_cached_seconds": cached_s,
+        "probe_end_to_end_seconds": e2e_s,
+        "feature_extraction_seconds": extract_s,
+    }
+
+
+def _sweep(args: list[str], workdir: Path, cache: Path) -> float:
+    env = {**os.environ, "REGIMEBENCH_CACHE": str(cache)}
+    cmd = [
+        str(Path(sys.executable).parent / "regimebench"),
+        "-m",
+        *args,
+        f"hydra.sweep.dir={workdir / 'sweep'}",
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def _executions(sweep: Path) -> dict[str, int]:
+    built: dict[str, int] = {"pretrain": 0, "continued_pretrain": 0, "features": 0}
+    keys: dict[str, set[str]] = {k: set() for k in built}
+    for path in sweep.glob("*/record.json"):
+        info = json.loads(path.read_text())["info"]
+        for kind in built:
+            if f"{kind}_hash" in info:
+                keys[kind].add(info[f"{kind}_hash"])
+                built[kind] += not info[f"{kind}_cached"]
+    return {
+        "pretrain_executions": built["pretrain"] + built["continued_pretrain"],
+        "pretrain_configs": len(keys["pretrain"]) + len(keys["continued_pretrain"]),
+        "feature_extractions": built["features"],
+        "feature_configs": len(keys["features"]),
+    }
+
+
+def sweep_speed(sweep_args: list[str]) -> dict[str, Any]:
+    """The sweep cold (fresh cache and folder), then re-run; executions from its records."""
+    with tempfile.TemporaryDirectory(prefix="regimebench-bench-") as tmp:
+        work = Path(tmp)
+        cold = _sweep(sweep_args, work, work / "cache")
+        rerun = _sweep(sweep_args, work, work / "cache")
+        counts = _executions(work / "sweep")
+    return {
+        "default_sweep_seconds": cold,
+        "rerun_seconds": rerun,
+        "rerun_time_ratio": rerun / cold,
+        **counts,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the four measurements, print a table, write JSON."""
+    parser = argparse.ArgumentParser(
+        prog="regimebench-bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--repeats", type=int, default=5, help="throughput repeats (median)")
+    parser.add_argument(
+        "--sweep",
+        default="experiment=digits",
+        help="sweep overrides, space-separated (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="regimebench-cache-") as cache:
+        results |= throughput(Path(cache), args.repeats)
+        results |= probe_speed(Path(cache))
+    results |= sweep_speed(args.sweep.split())
+    results["sweep"] = args.sweep
+    results["threads"] = torch.get_num_threads()
+    for key, value in results.items():
+        print(f"{key:28s} {value:.4g}" if isinstance(value, float) else f"{key:28s} {value}")
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def entry() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

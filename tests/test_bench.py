@@ -1,0 +1,89 @@
+"""The benchmark's bookkeeping and its JSON contract (no timing is asserted)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from benchmarks.bench import _executions, main
+from benchmarks.records import write_record
+from reports.aggregate import with_costs
+
+KEYS = {
+    "train_throughput_ratio",
+    "probe_speedup",
+    "probe_accuracy_diff",
+    "rerun_time_ratio",
+    "pretrain_executions",
+    "pretrain_configs",
+    "feature_extractions",
+    "feature_configs",
+    "default_sweep_seconds",
+}
+
+
+def test_executions_count_builds_against_distinct_keys(tmp_path):
+    infos = [
+        {"pretrain_hash": "a", "pretrain_cached": False},
+        {
+            "pretrain_hash": "a",
+            "pretrain_cached": True,
+            "features_hash": "f",
+            "features_cached": False,
+        },
+        {
+            "pretrain_hash": "b",
+            "pretrain_cached": False,
+            "features_hash": "f",
+            "features_cached": True,
+        },
+        {},
+    ]
+    for i, info in enumerate(infos):
+        write_record(tmp_path / str(i) / "record.json", {"info": info})
+    assert _executions(tmp_path) == {
+        "pretrain_executions": 2,
+        "pretrain_configs": 2,
+        "feature_extractions": 1,
+        "feature_configs": 1,
+    }
+
+
+def test_costs_amortise_a_shared_pretraining():
+    runs = pd.DataFrame(
+        {
+            "seconds/train": [1.0, 2.0, 3.0],
+            "seconds/eval": [0.5, 0.5, 0.5],
+            "compute/pretrain_seconds_full": [12.0, 12.0, None],
+            "pretrain_hash": ["h", "h", None],
+        }
+    )
+    out = with_costs(runs)
+    assert out["cost/target_s"].tolist() == [1.5, 2.5, 3.5]
+    assert out["cost/pretrain_full_s"].tolist() == [12.0, 12.0, 0.0]
+    assert out["cost/pretrain_amortised_s"].tolist() == [6.0, 6.0, 0.0]
+
+
+@pytest.mark.slow
+def test_bench_writes_every_key(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert (
+        main(
+            [
+                "--repeats",
+                "1",
+                "--out",
+                str(out),
+                "--sweep",
+                "regime=finetune budget.per_class=1 seed=0 name=b "
+                "pretrain.steps=5 regime.train.steps=5",
+            ]
+        )
+        == 0
+    )
+    data = json.loads(out.read_text())
+    assert set(data) >= KEYS
+    assert data["pretrain_executions"] == data["pretrain_configs"] == 1
+    assert data["probe_accuracy_diff"] == pytest.approx(0.0, abs=0.01)
+    assert data["train_throughput_ratio"] > 0
+    assert "train_throughput_ratio" in capsys.readouterr().out
