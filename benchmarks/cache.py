@@ -3,7 +3,9 @@
 An artefact is stored under ``<cache_dir>/<kind>/<hash>/`` where the hash covers everything
 that determines it (the caller passes that as a JSON-able ``key``). A folder is written under a
 temporary name and renamed into place, so a crash leaves either a complete entry or none. A file
-that no longer loads (truncated, hand-edited) is discarded and rebuilt, never trusted.
+that no longer loads (truncated, hand-edited) is discarded and rebuilt, never trusted. Builds
+hold a file lock per entry, so parallel jobs (joblib, SLURM) that need the same artefact build
+it once and the others wait and load it.
 """
 
 from __future__ import annotations
@@ -15,18 +17,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 
 log = logging.getLogger(__name__)
-
-# How many times each kind of artefact was built (not loaded) in this process: the benchmark
-# compares these counts with the number of distinct keys a sweep needed.
-BUILDS: Counter[str] = Counter()
 
 
 def stable_hash(obj: Any) -> str:
@@ -58,20 +56,26 @@ def cached(
     can say how much time the cache saved) and ``key``.
     """
     entry = Path(cache_dir) / kind / stable_hash(key)
-    if entry.is_dir():
-        loaded = _load(entry)
-        if loaded is not None:
-            return loaded[0], loaded[1], True
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{entry}.lock"):
+        if entry.is_dir():
+            loaded = _load(entry)
+            if loaded is not None:
+                return loaded[0], loaded[1], True
+        return _build(entry, key, build)
+
+
+def _build(
+    entry: Path,
+    key: Any,
+    build: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]],
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], bool]:
+    """Build, time and store one entry (the caller holds its lock)."""
     start = time.perf_counter()
     tensors, meta = build()
-    BUILDS[kind] += 1
     meta = {**meta, "build_seconds": time.perf_counter() - start, "key": key}
-    entry.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     torch.save(tensors, tmp / "tensors.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))
-    try:
-        os.rename(tmp, entry)
-    except OSError:  # another process stored the same entry first; theirs is equivalent
-        shutil.rmtree(tmp, ignore_errors=True)
+    os.rename(tmp, entry)  # under the lock: nobody else can have stored it meanwhile
     return tensors, meta, False

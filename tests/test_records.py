@@ -59,3 +59,25 @@ def test_cache_builds_once_and_rebuilds_a_corrupt_entry(tmp_path):
     entry.write_bytes(entry.read_bytes()[:20])  # truncate
     _, _, hit3 = cached(tmp_path, "kind", {"a": 1}, build)
     assert not hit3 and len(calls) == 3
+
+
+def test_concurrent_builders_build_once(tmp_path):
+    """Two processes that need the same entry: one builds, the other waits and loads it."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(2) as pool:
+        hits = pool.starmap(_build_slowly, [(str(tmp_path), i) for i in range(2)])
+    assert sorted(hits) == [False, True]
+
+
+def _build_slowly(cache_dir, _):
+    import time
+
+    import torch
+
+    def build():
+        time.sleep(1.0)
+        return {"w": torch.ones(2)}, {}
+
+    return cached(cache_dir, "kind", {"same": True}, build)[2]

@@ -88,3 +88,13 @@ def test_bad_values_stop_before_anything_is_written(override, match, compose_cfg
     with pytest.raises(ConfigError, match=match):
         execute(compose_cfg(override), tmp_path / "job")
     assert not (tmp_path / "job").exists()
+
+
+def test_diverged_run_is_a_failed_record_not_a_crash(compose_cfg, tmp_path):
+    record = execute(
+        compose_cfg("regime=scratch", "regime.train.lr=1e12", "regime.train.steps=6"), tmp_path
+    )
+    assert record["status"] == "failed"
+    assert "NonFiniteLossError: train/loss became" in record["error"]
+    assert record["metrics"] == {}
+    assert (tmp_path / "record.json").exists()
