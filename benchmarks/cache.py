@@ -74,6 +74,8 @@ def _build(
     start = time.perf_counter()
     tensors, meta = build()
     meta = {**meta, "build_seconds": time.perf_counter() - start, "key": key}
+    for stale in entry.parent.glob(f".{entry.name}.*"):  # left by a killed builder of this entry
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=entry.parent))
     torch.save(tensors, tmp / "tensors.pt")
     (tmp / "meta.json").write_text(json.dumps(meta, indent=1, default=str))

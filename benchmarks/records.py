@@ -58,6 +58,8 @@ def write_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
     """Atomically write ``record`` as JSON to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for stale in path.parent.glob(".record.*.json"):  # left by a run killed mid-write
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
