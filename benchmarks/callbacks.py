@@ -17,9 +17,12 @@ class BuildReport(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         """Build the report; a report failure is logged, never hides the finished runs."""
-        from reports.build import build_report
+        from reports.build import build_report, is_up_to_date
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        if is_up_to_date([sweep_dir], sweep_dir / "report"):  # a re-run that only skipped
+            print(f"report (up to date): {sweep_dir / 'report' / 'index.html'}")
+            return
         try:
             index = build_report([sweep_dir], sweep_dir / "report")
         except Exception:  # noqa: BLE001

@@ -97,9 +97,18 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
         "config_hash": chash,
+        "job": _job_identity(),
         "config": OmegaConf.to_container(cfg, resolve=True),
         "environment": environment(str(ctx.device)),
     }
+
+
+def _job_identity() -> dict[str, Any]:
+    """The Hydra overrides and config-file fingerprint this run was composed from, if any."""
+    from benchmarks.sweeper import conf_fingerprint
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return {"overrides": overrides, "conf_fingerprint": conf_fingerprint()}
 
 
 def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:

@@ -7,6 +7,7 @@ mid-report never leaves a half-written report.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import shutil
 import tempfile
@@ -17,7 +18,7 @@ import pandas as pd
 
 from reports import plots, render
 from reports.aggregate import CI_METHOD, summarize, with_costs
-from reports.collect import budget_order, collect
+from reports.collect import budget_order, collect, find_records
 
 
 def _cell(mean: float, lo: float, hi: float, n: int) -> str:
@@ -129,8 +130,29 @@ def _write(out: Path, dirs: list[Path]) -> None:
         {"Target test accuracy: mean [95% CI] n=seeds": acc},
         tail,
     )
-    (out / "sources.json").write_text(json.dumps([str(d) for d in dirs]))
+    sources = {"dirs": [str(d) for d in dirs], "records": records_fingerprint(dirs)}
+    (out / "sources.json").write_text(json.dumps(sources))
     plt.close("all")
+
+
+def records_fingerprint(dirs: list[Path]) -> str:
+    """Identity of the records under ``dirs``: paths, sizes and modification times."""
+    digest = hashlib.sha256()
+    for path in find_records([Path(d) for d in dirs]):
+        stat = path.stat()
+        digest.update(f"{path}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def is_up_to_date(dirs: list[Path], out: Path) -> bool:
+    """True when ``out`` was built from exactly the records now under ``dirs``."""
+    try:
+        sources = json.loads((Path(out) / "sources.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (Path(out) / "index.html").exists() and sources.get("records") == records_fingerprint(
+        dirs
+    )
 
 
 def build_report(dirs: list[Path], out: Path) -> Path:

@@ -71,8 +71,17 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
         assert (report / name).stat().st_size > 0
     # a re-run resumes: nothing is retrained, the report still has every run
     again = _run(TINY_SWEEP, tmp_path)
-    assert (again.stdout + again.stderr).count("skip ") == 4
+    assert "skip 4 finished runs" in again.stdout + again.stderr
+    assert "Launching 0 jobs" in again.stdout + again.stderr
+    assert "report (up to date): multirun/tiny/report/index.html" in again.stdout
     assert len(pd.read_csv(report / "runs.csv")) == 4
+    # a record from other config files is composed again; its config hash still matches
+    rec = json.loads(records[0].read_text())
+    rec["job"]["conf_fingerprint"] = "from-older-yaml"
+    records[0].write_text(json.dumps(rec))
+    third = _run(TINY_SWEEP, tmp_path)
+    assert "Launching 1 jobs" in third.stdout
+    assert "finished record with the same config hash" in third.stdout
     # the report command by hand, on the same folder
     shutil.rmtree(report)
     out = subprocess.run(
