@@ -43,20 +43,8 @@ def _cfg(cache: Path, *overrides: str) -> DictConfig:
 
 
 def _module(ctx: stages.RunContext) -> tuple[ClassifierModule, RandomBatches]:
-    cfg, t = ctx.cfg, ctx.cfg.regime.train
-    torch.manual_seed(0)
-    module = ClassifierModule(
-        stages.new_backbone(cfg, 0),
-        ctx.target.num_classes,
-        t.lr,
-        t.head_lr,
-        t.weight_decay,
-        t.steps,
-        t.warmup_fraction,
-        t.augment,
-    )
-    x, y = ctx.target.x_train[ctx.labelled], ctx.target.y_train[ctx.labelled]
-    return module, RandomBatches(x, y, t.batch_size, t.steps, 0)
+    """The suite's own module and batches for one target fit (fresh weights each call)."""
+    return stages.classifier_and_batches(ctx, stages.new_backbone(ctx.cfg, 0))
 
 
 def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:

@@ -245,22 +245,13 @@ def fit_labelled_probe(ctx: RunContext, features: torch.Tensor) -> LinearProbe:
     return probe
 
 
-def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
-    """Train backbone + head on the labelled budget for ``regime.train.steps`` steps.
-
-    With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
-    features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
-    """
+def classifier_and_batches(
+    ctx: RunContext,
+    backbone: nn.Module,
+    head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[ClassifierModule, RandomBatches]:
+    """The module and the batches of one target fit, seeded from the run seed."""
     cfg, t = ctx.cfg, ctx.cfg.regime.train
-    x = ctx.target.x_train[ctx.labelled].to(ctx.device)
-    y = ctx.target.y_train[ctx.labelled].to(ctx.device)
-    head_init = None
-    if t.head_init == "probe":
-        with ctx.phase("train"):
-            probe = fit_labelled_probe(
-                ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device))
-            )
-        head_init = (probe.weight.float(), probe.bias.float())
     torch.manual_seed(4000 + cfg.seed)
     module = ClassifierModule(
         backbone,
@@ -274,8 +265,28 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
         cfg.seed,
         head_init,
     )
+    x = ctx.target.x_train[ctx.labelled].to(ctx.device)
+    y = ctx.target.y_train[ctx.labelled].to(ctx.device)
+    return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed)
+
+
+def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
+    """Train backbone + head on the labelled budget for ``regime.train.steps`` steps.
+
+    With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
+    features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
+    """
+    cfg, t = ctx.cfg, ctx.cfg.regime.train
+    head_init = None
+    if t.head_init == "probe":
+        with ctx.phase("train"):
+            probe = fit_labelled_probe(
+                ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device))
+            )
+        head_init = (probe.weight.float(), probe.bias.float())
+    module, batches = classifier_and_batches(ctx, backbone, head_init)
     with ctx.phase("train"):
-        fit(cfg, module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed))
+        fit(cfg, module, batches)
     ctx.compute["train_samples"] = t.steps * t.batch_size
     step = train_step_flops(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes
