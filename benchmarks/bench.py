@@ -31,6 +31,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from benchmarks import stages
+from benchmarks.cli_types import positive_int
 from benchmarks.run import CONF_DIR, _context
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
@@ -195,7 +196,9 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    parser.add_argument("--repeats", type=int, default=5, help="throughput repeats (median)")
+    parser.add_argument(
+        "--repeats", type=positive_int, default=5, help="throughput repeats (median)"
+    )
     parser.add_argument(
         "--sweep",
         default="experiment=digits",

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from benchmarks.cli_types import non_negative_float, positive_int
 from benchmarks.run import execute
 from reports.collect import NoRecordsError, collect
 
@@ -42,8 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("sweep_dir", type=Path)
-    parser.add_argument("--runs", type=int, help="how many runs to re-run (default: all)")
-    parser.add_argument("--tolerance", type=float, default=0.0, help="allowed |difference|")
+    parser.add_argument("--runs", type=positive_int, help="how many runs to re-run (default: all)")
+    parser.add_argument(
+        "--tolerance", type=non_negative_float, default=0.0, help="allowed |difference|"
+    )
     parser.add_argument("--seed", type=int, default=0, help="seeds the choice of runs")
     args = parser.parse_args(argv)
     try:

@@ -70,8 +70,8 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     return out / "figures" / f"{name}.png"
 
 
-def _write(out: Path, dirs: list[Path]) -> None:
-    runs, records, unreadable = collect(dirs)
+def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
+    runs, records, unreadable = collected
     runs = with_costs(runs)
     summary = summarize(runs)
     runs.to_csv(out / "runs.csv", index=False)
@@ -157,11 +157,12 @@ def is_up_to_date(dirs: list[Path], out: Path) -> bool:
 
 def build_report(dirs: list[Path], out: Path) -> Path:
     """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``."""
-    out = Path(out)
+    out, dirs = Path(out), [Path(d) for d in dirs]
+    collected = collect(dirs)  # bad input fails here, before any folder is created
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write(tmp, [Path(d) for d in dirs])
+        _write(tmp, dirs, collected)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

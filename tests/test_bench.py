@@ -87,3 +87,10 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert data["probe_accuracy_diff"] == pytest.approx(0.0, abs=0.01)
     assert data["train_throughput_ratio"] > 0
     assert "train_throughput_ratio" in capsys.readouterr().out
+
+
+def test_zero_repeats_is_rejected_before_any_work(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["--repeats", "0"])
+    assert stop.value.code == 2
+    assert "0 is not an int >= 1" in capsys.readouterr().err

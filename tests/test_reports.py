@@ -143,3 +143,12 @@ def test_empty_folder_is_one_clear_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no readable record.json under" in err[0]
     assert not (tmp_path / "empty" / "report").exists()
+
+
+def test_missing_folder_is_named_and_nothing_is_created(tmp_path, capsys):
+    missing = tmp_path / "no_such_sweep"
+    assert report_main([str(missing)]) == 2
+    assert (
+        capsys.readouterr().err.strip() == f"regimebench-report: error: {missing} is not a folder"
+    )
+    assert not missing.exists()

@@ -34,3 +34,15 @@ def test_planted_change_fails_and_names_the_run(sweep, capsys, monkeypatch):
 def test_empty_folder_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "no readable record.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args", [["--runs", "0"], ["--runs", "-1"], ["--tolerance", "-1"], ["--tolerance", "nan"]]
+)
+def test_nonsense_options_stop_at_parse_time(args, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([str(tmp_path), *args])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "is not" in err[-1]
+    assert "Traceback" not in "\n".join(err)
