@@ -73,10 +73,7 @@ def main(argv: list[str] | None = None) -> int:
             print(run_dir)
             for key, a, b, diff, ok in compare(rec["metrics"], new["metrics"], args.tolerance):
                 flag = "" if ok else "  MISMATCH"
-                print(
-                    f"{Path(run_dir).name[:40]:40s} {key:26s} {a:10.6f} {b:10.6f} "
-                    f"{diff:10.2e}{flag}"
-                )
+                print(f"  {key:26s} {a:10.6f} {b:10.6f} {diff:10.2e}{flag}")
                 if not ok:
                     bad_runs.append(run_dir)
     bad = sorted(set(bad_runs))

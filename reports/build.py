@@ -118,9 +118,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         "",
         f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}.",
     ]
-    tail = ["Failed runs:"] + [f"  {f['run']}: {f['error']}" for f in context["failed"]] or [
-        " none"
-    ]
+    failures = [f"  {f['run']}: {f['error']}" for f in context["failed"]]
+    tail = ["Failed runs:"] + (failures or ["  none"])
     tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in varied]
     tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
     render.pdf(

@@ -96,6 +96,7 @@ def accuracy_vs_compute(summary: pd.DataFrame) -> Figure:
         for regime in _regimes(summary):
             cell = summary[summary["regime"] == regime].sort_values("labelled_per_class")
             cost = cell["cost/target_s_mean"] + cell[pre]
+            cell, cost = cell[cost > 0], cost[cost > 0]  # a log axis cannot show zero
             ax.plot(
                 cost,
                 cell["test/acc_mean"],

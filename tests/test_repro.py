@@ -15,7 +15,9 @@ def sweep(compose_cfg, tmp_path):
 
 def test_unchanged_code_reproduces_bit_for_bit(sweep, capsys):
     assert main([str(sweep)]) == 0
-    assert "2 runs reproduced within 0.0" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "2 runs reproduced within 0.0" in out
+    assert "\n  test/acc " in out  # metric rows sit under the header, below their run's folder
 
 
 def test_planted_change_fails_and_names_the_run(sweep, capsys, monkeypatch):
