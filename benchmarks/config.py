@@ -8,7 +8,10 @@ where a YAML must set the value). :func:`validate` checks what types alone canno
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -17,6 +20,18 @@ from omegaconf import MISSING, DictConfig
 from lightning_modules.budgets import BudgetError, parse_per_class
 from lightning_modules.domains import DATASETS, TRANSFORMS
 from lightning_modules.pretrain import OBJECTIVES
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the YAML this schema types
+
+
+@functools.lru_cache(maxsize=1)
+def conf_fingerprint() -> str:
+    """SHA-256 of every config file and the schema: what composition reads besides overrides."""
+    digest = hashlib.sha256()
+    for path in sorted([*CONF_DIR.rglob("*.yaml"), Path(__file__)]):
+        digest.update(str(path.relative_to(CONF_DIR.parent)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class ConfigError(ValueError):

@@ -72,6 +72,15 @@ def write_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         raise
 
 
+def finished_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The record at ``path`` if it exists, parses and says ``ok``; otherwise None."""
+    try:
+        record = read_record(path)
+    except (OSError, ValueError):
+        return None
+    return record if record.get("status") == "ok" else None
+
+
 def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Parse one record; raises ``ValueError`` when it is not a regimebench record."""
     data = json.loads(Path(path).read_text())

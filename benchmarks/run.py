@@ -25,8 +25,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.cache import stable_hash
 from benchmarks.compute import peak_memory_mb
-from benchmarks.config import ConfigError, register, validate
-from benchmarks.records import RECORD_NAME, SCHEMA_VERSION, environment, read_record, write_record
+from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
+from benchmarks.records import (
+    RECORD_NAME,
+    SCHEMA_VERSION,
+    environment,
+    finished_record,
+    write_record,
+)
 from benchmarks.regimes import REGIMES
 from benchmarks.stages import RunContext, domain
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
@@ -34,8 +40,6 @@ from lightning_modules.domains import DomainError
 
 log = logging.getLogger("regimebench")
 register()
-# An absolute path: relative to a package module, Hydra would look for a Python module "conf".
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 # Lightning announces the accelerator and warns about loaders at every fit; in a sweep of a
 # hundred fits that drowns the progress lines.
@@ -57,11 +61,8 @@ def config_hash(cfg: DictConfig) -> str:
 
 
 def _finished(path: Path, chash: str) -> bool:
-    try:
-        old = read_record(path)
-    except (OSError, ValueError):
-        return False
-    return old.get("status") == "ok" and old.get("config_hash") == chash
+    old = finished_record(path)
+    return old is not None and old.get("config_hash") == chash
 
 
 def _context(cfg: DictConfig) -> RunContext:
@@ -105,8 +106,6 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
 
 def _job_identity() -> dict[str, Any]:
     """The Hydra overrides and config-file fingerprint this run was composed from, if any."""
-    from benchmarks.sweeper import conf_fingerprint
-
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     return {"overrides": overrides, "conf_fingerprint": conf_fingerprint()}
 
@@ -157,6 +156,7 @@ def _remove_job_dir(out_dir: Path) -> None:
         parent = parent.parent
 
 
+# An absolute path: relative to a package module, Hydra would look for a Python module "conf".
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     """Hydra entry point; exits 2 with one line on a config that cannot run."""

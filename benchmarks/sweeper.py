@@ -6,12 +6,14 @@ only to skip them. A job is dropped before composition when its folder holds an 
 made from the same overrides and the same config files (``conf/`` and the schema), because
 composition is a pure function of those. Anything else is launched and still checked by config
 hash inside the run (``benchmarks/run.py``), so a changed config is never skipped.
+
+Only Hydra's plugin scan (through ``hydra_plugins/regimebench``) may import this module: the
+scan re-executes ``basic_sweeper``, and a subclass of an earlier ``BasicSweeper`` would then
+fail Hydra's own ``super()`` call. Shared pieces therefore live in ``benchmarks.config``.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,21 +22,10 @@ from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from benchmarks.records import RECORD_NAME, read_record
+from benchmarks.config import conf_fingerprint
+from benchmarks.records import RECORD_NAME, finished_record
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-SCHEMA = Path(__file__).resolve().parent / "config.py"
-
-
-@functools.lru_cache(maxsize=1)
-def conf_fingerprint() -> str:
-    """SHA-256 of every config file and the schema: what composition reads besides overrides."""
-    digest = hashlib.sha256()
-    for path in sorted([*CONF_DIR.rglob("*.yaml"), SCHEMA]):
-        digest.update(str(path.relative_to(CONF_DIR.parent)).encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
 
 
 class ResumingSweeper(BasicSweeper):
@@ -52,14 +43,12 @@ class ResumingSweeper(BasicSweeper):
         return Path(cfg.sweep.dir) / name
 
     def _finished(self, overrides: Sequence[str]) -> bool:
-        try:
-            rec = read_record(self._job_dir(overrides) / RECORD_NAME)
-        except (OSError, ValueError):
+        rec = finished_record(self._job_dir(overrides) / RECORD_NAME)
+        if rec is None:
             return False
         job = rec.get("job") or {}
         return (
-            rec.get("status") == "ok"
-            and sorted(job.get("overrides", [])) == sorted(overrides)
+            sorted(job.get("overrides", [])) == sorted(overrides)
             and job.get("conf_fingerprint") == conf_fingerprint()
         )
 
