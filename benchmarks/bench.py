@@ -76,7 +76,7 @@ def throughput(cache: Path, repeats: int) -> dict[str, Any]:
         bare_loop(module, batches)
         bare_s.append(time.perf_counter() - start)
         ratios.append(bare_s[-1] / suite_s[-1])
-    steps = ctx.cfg.regime.train.steps
+    steps = ctx.cfg.train.steps
     return {
         "train_throughput_ratio": statistics.median(ratios),
         "suite_steps_per_s": steps / statistics.median(suite_s),

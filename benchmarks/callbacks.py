@@ -1,13 +1,17 @@
-"""Hydra callback: when a multirun ends, build its report. It only calls the report command."""
+"""Hydra callbacks: a progress line after every job of a sweep, and the report when it ends."""
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+
+from benchmarks import progress
 
 log = logging.getLogger("regimebench")
 
@@ -29,3 +33,23 @@ class BuildReport(Callback):
             log.exception("the report failed; rerun: regimebench-report %s", sweep_dir)
             return
         print(f"report: {index}")
+
+
+class SweepProgress(Callback):
+    """After each job of a multirun: runs finished, skipped, failed, remaining and time left.
+
+    Runs in the job's process (the sweep's own with the basic launcher, a worker with joblib, the
+    job's log with submitit), so it reads the shared log in the sweep folder.
+    """
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """Append this job's outcome and print where the sweep stands."""
+        if config.hydra.mode is None or str(config.hydra.mode) != "RunMode.MULTIRUN":
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        ok = job_return.status == JobStatus.COMPLETED
+        outcome = job_return._return_value if ok else "error"  # noqa: SLF001  (no public getter)
+        progress.job_ended(sweep_dir, outcome if outcome in progress.OUTCOMES else "error")
+        state = progress.read(sweep_dir)
+        if state is not None:
+            log.info(state.line(time.time()))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lightning_modules.budgets import BudgetError, parse_per_class
 from lightning_modules.domains import DATASETS, TRANSFORMS
@@ -102,15 +102,14 @@ HEAD_INITS = ("random", "probe")
 
 @dataclass
 class RegimeConfig:
-    """How the backbone is used on the target: which regime function, and what it trains.
+    """Which regime function runs; the stage settings it reads are top-level nodes.
 
-    ``train`` is absent for regimes that fit only a probe; ``continued_pretrain`` is present only
-    for ``incremental_pretrain``.
+    ``train``, ``pretrain`` and ``continued_pretrain`` sit beside ``regime`` rather than inside
+    it, so one override (``train.steps=50``) applies across a sweep of regimes; each regime's
+    YAML fills the nodes it reads and :data:`benchmarks.regimes.READS` says which those are.
     """
 
     name: str = MISSING
-    train: TrainConfig | None = None
-    continued_pretrain: ContinuedPretrainConfig | None = None
 
 
 @dataclass
@@ -135,6 +134,7 @@ class TrainerConfig:
 
     accelerator: str = MISSING
     devices: int = MISSING
+    strategy: str = MISSING
     precision: str = MISSING
     enable_progress_bar: bool = MISSING
 
@@ -160,6 +160,8 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    continued_pretrain: ContinuedPretrainConfig = field(default_factory=ContinuedPretrainConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -169,6 +171,17 @@ class RunConfig:
 def register() -> None:
     """Make the schema available to ``conf/config.yaml`` as the ``base`` default."""
     ConfigStore.instance().store(name="base", node=RunConfig)
+
+
+# Continued pretraining on the target is only "incremental" when the target differs from the
+# source; on the same images it is just longer pretraining, and its comparison is meaningless.
+NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
+
+
+def _same_images(dom: DictConfig) -> tuple[Any, ...]:
+    """What decides a domain's images and labels (its name does not)."""
+    classes = tuple(dom.classes) if dom.classes is not None else None
+    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -182,38 +195,54 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
     _check(0 < dom.test_fraction < 1, f"{prefix}.test_fraction", dom.test_fraction, "0 < f < 1")
 
 
-def validate(cfg: DictConfig, regimes: dict[str, object]) -> None:
-    """Reject values the schema's types allow but a run cannot use, before anything is written."""
-    _check(cfg.regime.name in regimes, "regime.name", cfg.regime.name, ", ".join(sorted(regimes)))
-    _check(
-        cfg.pretrain.objective in OBJECTIVES,
-        "pretrain.objective",
-        cfg.pretrain.objective,
-        ", ".join(OBJECTIVES),
-    )
+def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
+    """Reject values the schema's types allow but a run cannot use, before anything is written.
+
+    ``reads`` maps each regime name to the stage nodes it uses (``pretrain``, ``train``,
+    ``continued_pretrain``); those must be complete, the others are not looked at.
+    """
+    _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
-    nodes = {
-        "pretrain": cfg.pretrain,
-        "regime.train": cfg.regime.train,
-        "regime.continued_pretrain": cfg.regime.continued_pretrain,
-    }
-    for prefix, node in nodes.items():
+    for node in reads[cfg.regime.name]:
+        missing = [k for k in cfg[node] if OmegaConf.is_missing(cfg[node], k)]
+        if missing:
+            raise ConfigError(
+                f"{node}.{missing[0]} is not set; regime {cfg.regime.name} reads it "
+                f"(set it in conf/regime/{cfg.regime.name}.yaml or as an override)"
+            )
         for key in ("steps", "batch_size"):
-            if node is not None:
-                _check(node[key] >= 1, f"{prefix}.{key}", node[key], "an int >= 1")
-    if cfg.regime.train is not None:
+            _check(cfg[node][key] >= 1, f"{node}.{key}", cfg[node][key], "an int >= 1")
+    if "train" in reads[cfg.regime.name]:
         _check(
-            cfg.regime.train.head_init in HEAD_INITS,
-            "regime.train.head_init",
-            cfg.regime.train.head_init,
+            cfg.train.head_init in HEAD_INITS,
+            "train.head_init",
+            cfg.train.head_init,
             ", ".join(HEAD_INITS),
         )
-    if cfg.pretrain.objective == "simclr":
-        temp = cfg.pretrain.temperature
-        _check(temp is not None and temp > 0, "pretrain.temperature", temp, "a float > 0")
+    if "pretrain" in reads[cfg.regime.name]:
+        p = cfg.pretrain
+        _check(p.objective in OBJECTIVES, "pretrain.objective", p.objective, ", ".join(OBJECTIVES))
+        if p.objective == "simclr":
+            _check(
+                p.temperature is not None and p.temperature > 0,
+                "pretrain.temperature",
+                p.temperature,
+                "a float > 0",
+            )
+    p = cfg.probe
+    _check(p.max_iter >= 1, "probe.max_iter", p.max_iter, "an int >= 1")
+    _check(p.default_l2 > 0, "probe.default_l2", p.default_l2, "a float > 0")
+    _check(all(v > 0 for v in p.l2_grid), "probe.l2_grid", list(p.l2_grid), "floats > 0")
     _check_domain("source", cfg.source)
     _check_domain("data", cfg.data)
+    if cfg.regime.name in NEEDS_DISTINCT_SOURCE:
+        _check(
+            _same_images(cfg.source) != _same_images(cfg.data),
+            "data",
+            cfg.data.name,
+            f"a target domain other than the source ({cfg.source.name}) for {cfg.regime.name}",
+        )
     try:
         parse_per_class(cfg.budget.per_class)
     except BudgetError as err:

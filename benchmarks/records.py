@@ -16,8 +16,42 @@ from typing import Any
 
 import torch
 
-SCHEMA_VERSION = 1
+# Version 2 added ``definitions`` (what each metric in ``metrics`` means). Older records are
+# upgraded on read (:data:`_UPGRADES`); newer ones are refused with a message, never guessed at.
+SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
+
+# The words every record carries next to its numbers, so "forgetting" is never ambiguous.
+DEFINITIONS = {
+    "test/acc": "target test-split top-1 accuracy of the regime's classifier",
+    "test/f1_macro": "target test-split F1, unweighted mean over classes",
+    "test/ece": "target test-split expected calibration error, 15 equal-width bins, L1",
+    "source/acc_before": (
+        "source test accuracy of a linear probe fitted on the pretrained backbone's frozen "
+        "source-train features"
+    ),
+    "source/acc_after": (
+        "the same probe protocol (same l2) refitted on the updated backbone's source features"
+    ),
+    "source/forgetting": (
+        "probe-refit forgetting: source/acc_before - source/acc_after (positive = skill lost)"
+    ),
+    "source/acc_after_continued": (
+        "probe-refit source accuracy after continued pretraining, before target training"
+    ),
+}
+
+
+def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
+    """Version 1 measured the same metrics with the same protocols, only without the words."""
+    metrics = record.get("metrics", {})
+    return record | {
+        "schema_version": 2,
+        "definitions": {k: v for k, v in DEFINITIONS.items() if k in metrics},
+    }
+
+
+_UPGRADES = {1: _upgrade_1_to_2}
 
 
 def _git_commit() -> str | None:
@@ -86,4 +120,12 @@ def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or "schema_version" not in data or "status" not in data:
         raise ValueError("not a regimebench record (no schema_version/status)")
+    version = data["schema_version"]
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise ValueError(
+            f"schema_version {version!r} is not one this regimebench reads (1 to {SCHEMA_VERSION});"
+            " a newer regimebench wrote it"
+        )
+    while data["schema_version"] in _UPGRADES:
+        data = _UPGRADES[data["schema_version"]](data)
     return data

@@ -78,6 +78,17 @@ def pixels(ctx: RunContext) -> Metrics:
     return _probe_metrics(ctx, flat_train, flat_test)
 
 
+# The stage nodes of the config each regime reads. Validation requires them complete; the
+# config hash leaves the others out, so changing ``train.steps`` does not re-run ``pixels``.
+READS: dict[str, tuple[str, ...]] = {
+    "scratch": ("train",),
+    "finetune": ("pretrain", "train"),
+    "linear_probe": ("pretrain",),
+    "incremental_pretrain": ("pretrain", "continued_pretrain", "train"),
+    "pixels": (),
+}
+STAGE_NODES = ("pretrain", "continued_pretrain", "train")
+
 REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
     "scratch": scratch,
     "finetune": finetune,
@@ -85,3 +96,4 @@ REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
     "incremental_pretrain": incremental_pretrain,
     "pixels": pixels,
 }
+assert READS.keys() == REGIMES.keys()

@@ -11,7 +11,6 @@ lives in ``benchmarks/stages.py`` and ``lightning_modules/``. A run whose folder
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 import time
 import warnings
@@ -24,17 +23,19 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.cache import stable_hash
+from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
 from benchmarks.records import (
+    DEFINITIONS,
     RECORD_NAME,
     SCHEMA_VERSION,
     environment,
     finished_record,
     write_record,
 )
-from benchmarks.regimes import REGIMES
-from benchmarks.stages import RunContext, domain
+from benchmarks.regimes import READS, REGIMES, STAGE_NODES
+from benchmarks.stages import RunContext, domain, training_device
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
 from lightning_modules.domains import DomainError
 
@@ -55,6 +56,9 @@ def config_hash(cfg: DictConfig) -> str:
     data = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(data, dict)
     data.pop("paths", None)
+    for node in STAGE_NODES:
+        if node not in READS.get(cfg.regime.name, STAGE_NODES):
+            data.pop(node, None)
     data.pop("question", None)
     data["trainer"].pop("enable_progress_bar", None)
     return stable_hash(data)
@@ -73,8 +77,7 @@ def _context(cfg: DictConfig) -> RunContext:
         labelled = budget_indices(target.y_train, parse_per_class(cfg.budget.per_class), cfg.seed)
     except (DomainError, BudgetError) as err:
         raise ConfigError(str(err)) from None
-    device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
-    return RunContext(cfg, device, source, target, labelled)
+    return RunContext(cfg, training_device(cfg.trainer), source, target, labelled)
 
 
 def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
@@ -97,6 +100,7 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
+        "definitions": {k: v for k, v in DEFINITIONS.items() if k in outcome["metrics"]},
         "config_hash": chash,
         "job": _job_identity(),
         "config": OmegaConf.to_container(cfg, resolve=True),
@@ -116,7 +120,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
     Raises:
         ConfigError: before anything is trained or written, for a config that cannot run.
     """
-    validate(cfg, REGIMES)
+    validate(cfg, READS)
     chash = config_hash(cfg)
     path = out_dir / RECORD_NAME
     if _finished(path, chash):
@@ -146,30 +150,25 @@ def _summary(record: dict[str, Any]) -> str:
     return f"{what}: test/acc={acc:.3f} in {record['seconds']['total']:.1f}s"
 
 
-def _remove_job_dir(out_dir: Path) -> None:
-    """Delete the job folder Hydra made, and its parents while they are empty (below cwd)."""
-    shutil.rmtree(out_dir, ignore_errors=True)
-    cwd = Path.cwd().resolve()
-    parent = out_dir.resolve().parent
-    while parent != cwd and cwd in parent.parents and not any(parent.iterdir()):
-        parent.rmdir()
-        parent = parent.parent
-
-
 # An absolute path: relative to a package module, Hydra would look for a Python module "conf".
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    """Hydra entry point; exits 2 with one line on a config that cannot run."""
+def main(cfg: DictConfig) -> str:
+    """Hydra entry point; exits 2 with one line on a config that cannot run.
+
+    Returns the outcome (``ok``, ``failed`` or ``skipped``) for the sweep's progress line.
+    """
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         record = execute(cfg, out_dir)
     except ConfigError as err:
         if not (out_dir / RECORD_NAME).exists():  # leave nothing half-written behind
-            _remove_job_dir(out_dir)
+            remove_with_empty_parents(out_dir)
         print(f"regimebench: error: {err}", file=sys.stderr)
         sys.exit(2)
-    if record is not None:
-        log.info(_summary(record))
+    if record is None:
+        return "skipped"
+    log.info(_summary(record))
+    return str(record["status"])
 
 
 if __name__ == "__main__":

@@ -54,6 +54,20 @@ class RunContext:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def training_device(trainer: DictConfig) -> torch.device:
+    """Where this process keeps data and models between fits.
+
+    With a DDP strategy the processes Lightning starts own the devices: this one stays on the CPU,
+    hands each fit its CPU tensors, and gets the trained weights back after the fit.
+    """
+    if str(trainer.strategy).startswith("ddp"):
+        return torch.device("cpu")
+    gpu = trainer.accelerator in ("gpu", "cuda") or (
+        trainer.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return torch.device("cuda" if gpu else "cpu")
+
+
 def domain(dom: DictConfig, image_size: int) -> Domain:
     """The in-memory domain for a ``data``/``source`` config node (decoded once per process)."""
     classes = tuple(dom.classes) if dom.classes is not None else None
@@ -73,6 +87,7 @@ def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> N
     trainer = L.Trainer(
         accelerator=cfg.trainer.accelerator,
         devices=cfg.trainer.devices,
+        strategy=cfg.trainer.strategy,
         precision=cfg.trainer.precision,
         max_steps=len(batches),
         max_epochs=1,
@@ -173,7 +188,7 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
 
 def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module, float]:
     """Continue self-supervised pretraining on the target's whole unlabelled train split."""
-    cfg, c = ctx.cfg, ctx.cfg.regime.continued_pretrain
+    cfg, c = ctx.cfg, ctx.cfg.continued_pretrain
     key = {
         "base": _pretrain_key(ctx),
         "target": OmegaConf.to_container(cfg.data, resolve=True),
@@ -251,7 +266,7 @@ def classifier_and_batches(
     head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[ClassifierModule, RandomBatches]:
     """The module and the batches of one target fit, seeded from the run seed."""
-    cfg, t = ctx.cfg, ctx.cfg.regime.train
+    cfg, t = ctx.cfg, ctx.cfg.train
     torch.manual_seed(4000 + cfg.seed)
     module = ClassifierModule(
         backbone,
@@ -271,12 +286,12 @@ def classifier_and_batches(
 
 
 def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
-    """Train backbone + head on the labelled budget for ``regime.train.steps`` steps.
+    """Train backbone + head on the labelled budget for ``train.steps`` steps.
 
     With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
     features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
     """
-    cfg, t = ctx.cfg, ctx.cfg.regime.train
+    cfg, t = ctx.cfg, ctx.cfg.train
     head_init = None
     if t.head_init == "probe":
         with ctx.phase("train"):

@@ -15,6 +15,7 @@ fail Hydra's own ``super()`` call. Shared pieces therefore live in ``benchmarks.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from benchmarks.config import conf_fingerprint
+from benchmarks import progress
+from benchmarks.cleanup import remove_with_empty_parents
+from benchmarks.config import ConfigError, conf_fingerprint, validate
 from benchmarks.records import RECORD_NAME, finished_record
+from benchmarks.regimes import READS
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
 
@@ -54,12 +58,46 @@ class ResumingSweeper(BasicSweeper):
 
     def get_job_batch(self) -> Sequence[Sequence[str]]:
         """The next batch without its finished jobs (they still count in the report)."""
+        first = self.batch_index == 0
         batch = super().get_job_batch()
         todo = [job for job in batch if not self._finished(job)]
-        if len(todo) < len(batch):
+        skipped = len(batch) - len(todo)
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        if first:
+            total = sum(len(b) for b in self.overrides)
+            progress.start(sweep_dir, total, skipped)
+        else:
+            for _ in range(skipped):
+                progress.job_ended(sweep_dir, "skipped")
+        if skipped:
             log.info(
                 "skip %d finished runs (ok records, same overrides and config files); %d to run",
-                len(batch) - len(todo),
+                skipped,
                 len(todo),
             )
         return todo
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Compose every job (as Hydra does) and validate it before any run trains.
+
+        A bad value stops the sweep with one line naming the job, the key, the value and what
+        is allowed.
+        """
+        loader = self.hydra_context.config_loader
+        for overrides in batch:
+            cfg = loader.load_sweep_config(
+                master_config=self.config, sweep_overrides=list(overrides)
+            )
+            try:
+                validate(cfg, READS)
+            except ConfigError as err:
+                _remove_empty_sweep_dir(Path(self.config.hydra.sweep.dir))
+                print(f"regimebench: error: {err} (job: {' '.join(overrides)})", file=sys.stderr)
+                sys.exit(2)
+
+
+def _remove_empty_sweep_dir(sweep_dir: Path) -> None:
+    """Undo what Hydra wrote before validation when the folder holds nothing else."""
+    leftovers = {"multirun.yaml", progress.LOG_NAME}
+    if sweep_dir.is_dir() and all(p.name in leftovers for p in sweep_dir.iterdir()):
+        remove_with_empty_parents(sweep_dir)

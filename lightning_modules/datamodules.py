@@ -46,7 +46,19 @@ class RandomBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         n = self.x.shape[0]
+        rank, world = _rank_and_world()
         for _ in range(self.steps):
-            idx = torch.randint(0, n, (self.batch_size,), generator=gen).to(self.x.device)
+            idx = torch.randint(0, n, (self.batch_size,), generator=gen)
+            # Under DDP every rank draws the same global batch and keeps its own slice, so the
+            # global batch (and what one step sees) is the configured one at any device count.
+            idx = idx[rank::world].to(self.x.device)
             y = self.y[idx] if self.y is not None else idx
             yield self.x[idx], y
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (0, 1 outside distributed training)."""
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1

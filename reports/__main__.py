@@ -9,7 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from reports.build import build_report
+from reports.build import build_report, unreadable_records
 from reports.collect import NoRecordsError
 
 
@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     except NoRecordsError as err:
         print(f"regimebench-report: error: {err}", file=sys.stderr)
         return 2
+    for path, why in unreadable_records(out):
+        print(f"regimebench-report: left out unreadable {path}: {why}", file=sys.stderr)
     print(f"report: {index}")
     return 0
 

@@ -129,7 +129,11 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         {"Target test accuracy: mean [95% CI] n=seeds": acc},
         tail,
     )
-    sources = {"dirs": [str(d) for d in dirs], "records": records_fingerprint(dirs)}
+    sources = {
+        "dirs": [str(d) for d in dirs],
+        "records": records_fingerprint(dirs),
+        "unreadable": [list(u) for u in unreadable],
+    }
     (out / "sources.json").write_text(json.dumps(sources))
     plt.close("all")
 
@@ -152,6 +156,12 @@ def is_up_to_date(dirs: list[Path], out: Path) -> bool:
     return (Path(out) / "index.html").exists() and sources.get("records") == records_fingerprint(
         dirs
     )
+
+
+def unreadable_records(out: Path) -> list[tuple[str, str]]:
+    """The records a built report had to leave out, with why: ``[(path, reason)]``."""
+    sources = json.loads((Path(out) / "sources.json").read_text())
+    return [(path, why) for path, why in sources.get("unreadable", [])]
 
 
 def build_report(dirs: list[Path], out: Path) -> Path:

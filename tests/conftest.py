@@ -16,8 +16,10 @@ from benchmarks.run import CONF_DIR
 TINY = [
     "pretrain.steps=4",
     "pretrain.batch_size=16",
-    "regime.train.steps=4",
-    "regime.train.batch_size=8",
+    "train.steps=4",
+    "train.batch_size=8",
+    "continued_pretrain.steps=3",
+    "continued_pretrain.batch_size=16",
 ]
 
 
@@ -35,26 +37,11 @@ def compose_cfg(tmp_path) -> Callable[..., DictConfig]:
     """Compose conf/config.yaml with overrides, caching into a per-test folder."""
 
     def make(*overrides: str, tiny: bool = True) -> DictConfig:
-        extra = list(overrides)
-        regime = next((o.split("=", 1)[1] for o in extra if o.startswith("regime=")), "finetune")
-        tiny_overrides = (
-            [
-                o
-                for o in TINY
-                if regime not in ("linear_probe", "pixels") or not o.startswith("regime.train")
-            ]
-            if tiny
-            else []
-        )
-        if tiny and regime == "incremental_pretrain":
-            tiny_overrides += [
-                "regime.continued_pretrain.steps=3",
-                "regime.continued_pretrain.batch_size=16",
-            ]
+        tiny_overrides = TINY if tiny else []
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(
                 "config",
-                overrides=[f"paths.cache_dir={tmp_path / 'cache'}", *tiny_overrides, *extra],
+                overrides=[f"paths.cache_dir={tmp_path / 'cache'}", *tiny_overrides, *overrides],
             )
 
     return make

@@ -75,8 +75,7 @@ def test_bench_writes_every_key(tmp_path, capsys):
                 "--out",
                 str(out),
                 "--sweep",
-                "regime=finetune budget.per_class=1 seed=0 name=b "
-                "pretrain.steps=5 regime.train.steps=5",
+                "regime=finetune budget.per_class=1 seed=0 name=b pretrain.steps=5 train.steps=5",
             ]
         )
         == 0

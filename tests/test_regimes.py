@@ -91,9 +91,7 @@ def test_bad_values_stop_before_anything_is_written(override, match, compose_cfg
 
 
 def test_diverged_run_is_a_failed_record_not_a_crash(compose_cfg, tmp_path):
-    record = execute(
-        compose_cfg("regime=scratch", "regime.train.lr=1e12", "regime.train.steps=6"), tmp_path
-    )
+    record = execute(compose_cfg("regime=scratch", "train.lr=1e12", "train.steps=6"), tmp_path)
     assert record["status"] == "failed"
     assert "NonFiniteLossError: train/loss became" in record["error"]
     assert record["metrics"] == {}

@@ -152,3 +152,32 @@ def test_missing_folder_is_named_and_nothing_is_created(tmp_path, capsys):
         capsys.readouterr().err.strip() == f"regimebench-report: error: {missing} is not a folder"
     )
     assert not missing.exists()
+
+
+def test_two_schema_versions_and_bad_records_report_what_is_readable(tmp_path, capsys):
+    sweep = tmp_path / "s"
+    old = _record("scratch", 1, 0, 0.5) | {"schema_version": 1}
+    old.pop("definitions", None)
+    write_record(sweep / "v1" / "record.json", old)
+    new = _record("scratch", 1, 1, 0.7, forgetting=0.02)
+    write_record(sweep / "v2" / "record.json", new)
+    write_record(
+        sweep / "future" / "record.json", _record("scratch", 1, 2, 0.6) | {"schema_version": 99}
+    )
+    edited = _record("scratch", 1, 3, 0.6)
+    del edited["budget"]  # a hand edit that removed a key the report needs
+    write_record(sweep / "edited" / "record.json", edited)
+    (sweep / "truncated").mkdir()
+    (sweep / "truncated" / "record.json").write_text('{"schema_version": 2, "status": "o')
+
+    assert report_main([str(sweep)]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3
+    assert any("future" in line and "schema_version 99" in line for line in err)
+    assert any("edited" in line and "KeyError" in line for line in err)
+    assert any("truncated" in line and "JSONDecodeError" in line for line in err)
+    runs = pd.read_csv(sweep / "report" / "runs.csv")
+    assert sorted(runs["seed"]) == [0, 1]
+    _, records, _ = collect([sweep])
+    v1 = next(r for r in records if r["seed"] == 0)
+    assert v1["schema_version"] == SCHEMA_VERSION and "test/acc" in v1["definitions"]
