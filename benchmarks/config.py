@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 
 from lightning_modules.budgets import BudgetError, parse_per_class
 from lightning_modules.domains import DATASETS, TRANSFORMS
-from lightning_modules.pretrain import OBJECTIVES
+from lightning_modules.pretrain import OBJECTIVES, SCHEDULES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the YAML this schema types
 
@@ -81,6 +81,8 @@ class ContinuedPretrainConfig:
     lr: float = MISSING
     weight_decay: float = MISSING
     warmup_fraction: float = MISSING
+    replay: float = MISSING  # share of each batch drawn from the domains of earlier stages
+    schedule: str = MISSING  # rewarm (warm-up, cosine decay) | constant
 
 
 @dataclass
@@ -162,6 +164,8 @@ class RunConfig:
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     continued_pretrain: ContinuedPretrainConfig = field(default_factory=ContinuedPretrainConfig)
+    # continual_pretrain's domains after the source, in order (``data@stream.<key>`` defaults)
+    stream: dict[str, DomainConfig] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -195,6 +199,20 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
     _check(0 < dom.test_fraction < 1, f"{prefix}.test_fraction", dom.test_fraction, "0 < f < 1")
 
 
+def _check_stream(cfg: DictConfig) -> None:
+    """A stream has domains, and its last one is the run's target."""
+    _check(len(cfg.stream) >= 1, "stream", "{}", "one or more domains (data@stream.<key>=<data>)")
+    for key, dom in cfg.stream.items():
+        _check_domain(f"stream.{key}", dom)
+    last = list(cfg.stream.values())[-1]
+    _check(
+        _same_images(cfg.data) == _same_images(last),
+        "data",
+        cfg.data.name,
+        f"the stream's last domain ({last.name}) for {cfg.regime.name}",
+    )
+
+
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written.
 
@@ -204,7 +222,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
-    for node in reads[cfg.regime.name]:
+    for node in set(reads[cfg.regime.name]) - {"stream"}:
         missing = [k for k in cfg[node] if OmegaConf.is_missing(cfg[node], k)]
         if missing:
             raise ConfigError(
@@ -220,6 +238,14 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
             cfg.train.head_init,
             ", ".join(HEAD_INITS),
         )
+    if "continued_pretrain" in reads[cfg.regime.name]:
+        c = cfg.continued_pretrain
+        _check(0 <= c.replay < 1, "continued_pretrain.replay", c.replay, "0 <= fraction < 1")
+        _check(
+            c.schedule in SCHEDULES, "continued_pretrain.schedule", c.schedule, ", ".join(SCHEDULES)
+        )
+    if "stream" in reads[cfg.regime.name]:
+        _check_stream(cfg)
     if "pretrain" in reads[cfg.regime.name]:
         p = cfg.pretrain
         _check(p.objective in OBJECTIVES, "pretrain.objective", p.objective, ", ".join(OBJECTIVES))

@@ -39,7 +39,28 @@ DEFINITIONS = {
     "source/acc_after_continued": (
         "probe-refit source accuracy after continued pretraining, before target training"
     ),
+    "R/i/j": (
+        "accuracy matrix of a stream: test accuracy on domain j (0 = source) of a linear probe "
+        "fitted on the label budget of domain j's train split, after stage i (0 = source "
+        "pretraining); each domain's l2 is chosen once, at stage 0"
+    ),
+    "b/j": "the same probe on a randomly initialised backbone: forward transfer's baseline",
 }
+
+
+_PATTERNS = {"R/i/j": "R/", "b/j": "b/"}  # a definition that covers a family of metrics
+
+
+def definitions_for(metrics: dict[str, float]) -> dict[str, str]:
+    """The definitions of the metrics a record holds (``R/i/j`` covers ``R/1/2``)."""
+
+    def held(name: str) -> bool:
+        prefix = _PATTERNS.get(name)
+        return name in metrics or (
+            prefix is not None and any(m.startswith(prefix) for m in metrics)
+        )
+
+    return {k: v for k, v in DEFINITIONS.items() if held(k)}
 
 
 def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
@@ -47,7 +68,7 @@ def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     metrics = record.get("metrics", {})
     return record | {
         "schema_version": 2,
-        "definitions": {k: v for k, v in DEFINITIONS.items() if k in metrics},
+        "definitions": definitions_for(metrics),
     }
 
 

@@ -13,6 +13,7 @@ import torch
 
 from benchmarks import stages
 from benchmarks.stages import RunContext
+from lightning_modules.budgets import budget_indices, parse_per_class
 
 Metrics = dict[str, float]
 
@@ -62,13 +63,49 @@ def linear_probe(ctx: RunContext) -> Metrics:
 def incremental_pretrain(ctx: RunContext) -> Metrics:
     """Pretrained, then SimCLR on the target's unlabelled train split, then finetuned."""
     backbone, before = stages.pretrained_backbone(ctx)
-    backbone, after_continued = stages.continued_backbone(ctx, backbone)
+    backbone, after_continued, _ = stages.continued_backbone(ctx, backbone)
     metrics = _train_and_evaluate(ctx, backbone)
     return (
         metrics
         | stages.forgetting(ctx, before, backbone)
         | {"source/acc_after_continued": after_continued}
     )
+
+
+def continual_pretrain(ctx: RunContext) -> Metrics:
+    """Source pretraining, then SimCLR on each domain of ``stream`` in turn (no labels).
+
+    After every stage a linear probe on every domain (fitted on the run's label budget of that
+    domain) fills the accuracy matrix ``R/i/j``; ``b/j``
+    is the same probe on a randomly initialised backbone. The stream's last domain is the run's
+    target (validation checks ``data`` is it), so ``test/acc`` = R[T, T]. Forgetting, backward
+    and forward transfer are derived from the matrix by the report (``reports/transfer.py``).
+    """
+    cfg = ctx.cfg
+    stream = [cfg.stream[name] for name in cfg.stream]
+    domains = [ctx.source, *(stages.domain(d, cfg.model.image_size) for d in stream)]
+    per_class = parse_per_class(cfg.budget.per_class)
+    labelled = [budget_indices(d.y_train, per_class, cfg.seed) for d in domains]
+    backbone, _ = stages.pretrained_backbone(ctx)
+
+    def probe(backbone: torch.nn.Module, j: int, l2: float | None = None) -> tuple[float, float]:
+        return stages.probe_accuracy(ctx, backbone, domains[j], l2, labelled[j])
+
+    with ctx.phase("eval"):
+        random_init = stages.new_backbone(cfg, cfg.seed).to(ctx.device)
+        baseline = [probe(random_init, j)[0] for j in range(len(domains))]
+        first = [probe(backbone, j) for j in range(len(domains))]
+    l2 = [fit[1] for fit in first]  # each domain's penalty, fixed from here on
+    rows, key = [[fit[0] for fit in first]], None
+    for i, dom_cfg in enumerate(stream, start=1):
+        backbone, _, key = stages.continued_backbone(
+            ctx, backbone, dom_cfg, tuple(domains[:i]), stage=i, base_key=key
+        )
+        with ctx.phase("eval"):
+            rows.append([probe(backbone, j, l2[j])[0] for j in range(len(domains))])
+    ctx.info["stream_domains"] = [d.name for d in domains]
+    metrics = {f"R/{i}/{j}": acc for i, row in enumerate(rows) for j, acc in enumerate(row)}
+    return metrics | {f"b/{j}": acc for j, acc in enumerate(baseline)} | {"test/acc": rows[-1][-1]}
 
 
 def pixels(ctx: RunContext) -> Metrics:
@@ -86,8 +123,9 @@ READS: dict[str, tuple[str, ...]] = {
     "linear_probe": ("pretrain",),
     "incremental_pretrain": ("pretrain", "continued_pretrain", "train"),
     "pixels": (),
+    "continual_pretrain": ("pretrain", "continued_pretrain", "stream"),
 }
-STAGE_NODES = ("pretrain", "continued_pretrain", "train")
+STAGE_NODES = ("pretrain", "continued_pretrain", "train", "stream")
 
 REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
     "scratch": scratch,
@@ -95,5 +133,6 @@ REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
     "linear_probe": linear_probe,
     "incremental_pretrain": incremental_pretrain,
     "pixels": pixels,
+    "continual_pretrain": continual_pretrain,
 }
 assert READS.keys() == REGIMES.keys()

@@ -27,9 +27,9 @@ from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
 from benchmarks.records import (
-    DEFINITIONS,
     RECORD_NAME,
     SCHEMA_VERSION,
+    definitions_for,
     environment,
     finished_record,
     write_record,
@@ -100,7 +100,7 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
-        "definitions": {k: v for k, v in DEFINITIONS.items() if k in outcome["metrics"]},
+        "definitions": definitions_for(outcome["metrics"]),
         "config_hash": chash,
         "job": _job_identity(),
         "config": OmegaConf.to_container(cfg, resolve=True),

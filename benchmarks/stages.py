@@ -22,7 +22,7 @@ from benchmarks.cache import cached, stable_hash
 from benchmarks.compute import train_step_flops
 from lightning_modules.backbones import clone_state, create_backbone
 from lightning_modules.classifier import ClassifierModule
-from lightning_modules.datamodules import RandomBatches
+from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.domains import Domain, build_domain
 from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
@@ -103,19 +103,28 @@ def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> N
 
 
 def probe_accuracy(
-    ctx: RunContext, backbone: nn.Module, dom: Domain, l2: float | None = None
+    ctx: RunContext,
+    backbone: nn.Module,
+    dom: Domain,
+    l2: float | None = None,
+    labelled: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """Test accuracy of a linear probe fitted on all of ``dom``'s train split (frozen features).
+    """Test accuracy of a linear probe fitted on ``dom``'s train split (frozen features).
+
+    ``labelled`` (indices into the train split) restricts the fit to a label budget; None = all.
 
     With ``l2`` None the penalty is cross-validated (``probe.l2_grid``); otherwise it is fixed.
     Forgetting probes reuse the l2 chosen for the pretrained backbone, so "before" and "after"
     are the same probe applied to two backbones. Returns (accuracy, l2).
     """
-    ftr = extract_features(backbone, dom.x_train.to(ctx.device))
+    x_train, labels = dom.x_train, dom.y_train
+    if labelled is not None:
+        x_train, labels = x_train[labelled], labels[labelled]
+    ftr = extract_features(backbone, x_train.to(ctx.device))
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
     p = ctx.cfg.probe
     grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
-    labels = dom.y_train.to(ctx.device)
+    labels = labels.to(ctx.device)
     probe = fit_probe(
         ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.seed, max_iter=p.max_iter
     )
@@ -137,12 +146,19 @@ def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
 
 
 def _record_cache_use(ctx: RunContext, stage: str, meta: dict[str, Any], hit: bool) -> None:
-    """Cache bookkeeping: whether it was a hit, the stage's full cost and what the hit saved."""
-    ctx.info[f"{stage}_cached"] = hit
+    """Cache bookkeeping: whether it was a hit, the stage's full cost and what the hit saved.
+
+    A run with several stages of one kind (a stream of domains) adds their costs; the hash is
+    the last stage's, whose key chains all before it.
+    """
+    ctx.info[f"{stage}_cached"] = hit and ctx.info.get(f"{stage}_cached", True)
     ctx.info[f"{stage}_hash"] = stable_hash(meta["key"])
-    ctx.compute[f"{stage}_seconds_full"] = meta["build_seconds"]
-    ctx.compute[f"{stage}_seconds_saved"] = meta["build_seconds"] if hit else 0.0
-    ctx.compute[f"{stage}_samples"] = meta["samples"]
+    for name, value in (
+        ("seconds_full", meta["build_seconds"]),
+        ("seconds_saved", meta["build_seconds"] if hit else 0.0),
+        ("samples", meta["samples"]),
+    ):
+        ctx.compute[f"{stage}_{name}"] = ctx.compute.get(f"{stage}_{name}", 0.0) + value
 
 
 def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
@@ -186,12 +202,27 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
     return backbone.to(ctx.device), float(meta["source_acc"])
 
 
-def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module, float]:
-    """Continue self-supervised pretraining on the target's whole unlabelled train split."""
+def continued_backbone(
+    ctx: RunContext,
+    backbone: nn.Module,
+    target_cfg: DictConfig | None = None,
+    earlier: tuple[Domain, ...] = (),
+    stage: int = 1,
+    base_key: dict[str, Any] | None = None,
+) -> tuple[nn.Module, float, dict[str, Any]]:
+    """Continue SimCLR on a domain's whole unlabelled train split (default: the run's target).
+
+    ``earlier`` are the domains of the stages before (the source first); with
+    ``continued_pretrain.replay`` > 0 that share of every batch is drawn from them. A stage is
+    cached under the chain of everything before it (``base_key``: the previous stage's key).
+    Returns the backbone, its source probe accuracy and this stage's key.
+    """
     cfg, c = ctx.cfg, ctx.cfg.continued_pretrain
+    target_cfg = target_cfg if target_cfg is not None else cfg.data
+    target = domain(target_cfg, cfg.model.image_size)
     key = {
-        "base": _pretrain_key(ctx),
-        "target": OmegaConf.to_container(cfg.data, resolve=True),
+        "base": base_key or _pretrain_key(ctx),
+        "target": OmegaConf.to_container(target_cfg, resolve=True),
         "continued": OmegaConf.to_container(c, resolve=True),
     }
 
@@ -200,16 +231,19 @@ def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module,
         module = PretrainModule(
             backbone,
             "simclr",
-            ctx.target.num_classes,
+            target.num_classes,
             c.lr,
             c.weight_decay,
             c.steps,
             c.warmup_fraction,
             cfg.pretrain.temperature or 0.5,
             seed=cfg.seed,
+            schedule=c.schedule,
         )
-        x = ctx.target.x_train.to(ctx.device)
-        fit(cfg, module, RandomBatches(x, None, c.batch_size, c.steps, cfg.seed))
+        x_new = target.x_train.to(ctx.device)
+        x_old = torch.cat([d.x_train for d in earlier]).to(ctx.device) if earlier else x_new[:0]
+        seed = cfg.seed + 1000 * (stage - 1)
+        fit(cfg, module, ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed))
         return clone_state(backbone), {
             "source_acc": probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])[0],
             "samples": c.steps * c.batch_size * 2,  # two SimCLR views per image
@@ -219,7 +253,7 @@ def continued_backbone(ctx: RunContext, backbone: nn.Module) -> tuple[nn.Module,
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
         backbone.load_state_dict(state)
     _record_cache_use(ctx, "continued_pretrain", meta, hit)
-    return backbone, float(meta["source_acc"])
+    return backbone, float(meta["source_acc"]), key
 
 
 def pretrained_features(ctx: RunContext, backbone: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:

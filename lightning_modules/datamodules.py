@@ -56,6 +56,41 @@ class RandomBatches:
             yield self.x[idx], y
 
 
+class ReplayBatches(RandomBatches):
+    """Unlabelled batches of a new domain with a ``fraction`` of each drawn from earlier ones.
+
+    The replayed share is fixed per batch (round(fraction x batch_size) images drawn uniformly
+    from ``x_old``), so "5% replay" means the same thing at every step; the SimCLR placeholder
+    label is the row index in the concatenation.
+    """
+
+    def __init__(
+        self,
+        x_new: torch.Tensor,
+        x_old: torch.Tensor,
+        fraction: float,
+        batch_size: int,
+        steps: int,
+        seed: int,
+    ) -> None:
+        self.n_new, self.n_old = x_new.shape[0], x_old.shape[0]
+        self.k_old = round(fraction * batch_size) if self.n_old else 0
+        x = torch.cat([x_new, x_old]) if self.k_old else x_new
+        super().__init__(x, None, batch_size, steps, seed)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.k_old == 0:  # no replay: exactly the batches of plain RandomBatches on x_new
+            yield from super().__iter__()
+            return
+        gen = torch.Generator(device="cpu").manual_seed(self.seed)
+        rank, world = _rank_and_world()
+        for _ in range(self.steps):
+            new = torch.randint(0, self.n_new, (self.batch_size - self.k_old,), generator=gen)
+            old = self.n_new + torch.randint(0, self.n_old, (self.k_old,), generator=gen)
+            idx = torch.cat([new, old])[rank::world].to(self.x.device)
+            yield self.x[idx], idx
+
+
 def _rank_and_world() -> tuple[int, int]:
     """This process's rank and the number of processes (0, 1 outside distributed training)."""
     dist = torch.distributed

@@ -19,6 +19,7 @@ from lightning_modules.datamodules import normalize
 from lightning_modules.objectives import nt_xent
 
 OBJECTIVES = ("supervised", "simclr")
+SCHEDULES = ("rewarm", "constant")  # learning rate over a stage
 
 
 class PretrainModule(L.LightningModule):
@@ -35,6 +36,8 @@ class PretrainModule(L.LightningModule):
         temperature: NT-Xent temperature (simclr).
         proj_dim: projection output width (simclr).
         seed: seeds the augmentation generator.
+        schedule: ``rewarm`` (linear warm-up, cosine decay: the default, and a re-warm when the
+            backbone is already trained) or ``constant`` (the learning rate held at ``lr``).
     """
 
     def __init__(
@@ -49,10 +52,13 @@ class PretrainModule(L.LightningModule):
         temperature: float = 0.5,
         proj_dim: int = 64,
         seed: int = 0,
+        schedule: str = "rewarm",
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
             raise ValueError(f"pretrain.objective={objective!r}; allowed: {', '.join(OBJECTIVES)}")
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule={schedule!r}; allowed: {', '.join(SCHEDULES)}")
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
         width = backbone.num_features
@@ -88,8 +94,11 @@ class PretrainModule(L.LightningModule):
         self.log("pretrain/loss", self._loss_sum / max(1, self.trainer.num_training_batches))
 
     def configure_optimizers(self) -> dict:
-        """AdamW over backbone and head with the warm-up/cosine schedule."""
+        """AdamW over backbone and head with the stage's schedule (per step)."""
         hp = self.hparams
         opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
-        sched = warmup_cosine(opt, hp.steps, hp.warmup_fraction)
+        if hp.schedule == "constant":
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+        else:
+            sched = warmup_cosine(opt, hp.steps, hp.warmup_fraction)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -16,9 +16,32 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchmarks.records import DEFINITIONS
 from reports import plots, render
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import budget_order, collect, find_records
+from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
+from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
+from reports.findings import findings
+from reports.streams import (
+    accuracy_matrix,
+    per_run_metrics,
+    stream_runs,
+    transfer_metrics,
+    variant_summary,
+)
+
+MATRIX_COLUMNS = [
+    "variant",
+    "stage",
+    "stage_domain",
+    "domain",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "n_seeds",
+]
+TRANSFER_COLUMNS = ["variant", "metric", "definition", "value", "ci_low", "ci_high", "n_seeds"]
 
 
 def _cell(mean: float, lo: float, hi: float, n: int) -> str:
@@ -70,13 +93,39 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     return out / "figures" / f"{name}.png"
 
 
-def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
-    runs, records, unreadable = collected
-    runs = with_costs(runs)
-    summary = summarize(runs)
-    runs.to_csv(out / "runs.csv", index=False)
-    summary.to_csv(out / "summary.csv", index=False)
-    (out / "figures").mkdir()
+def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """Two-stage regimes' probe-refit source forgetting, in transfer_metrics.csv's columns."""
+    cells = summary[summary["source/forgetting_mean"].notna()]
+    return pd.DataFrame(
+        {
+            "variant": cells["regime"] + " @ per_class=" + cells["per_class"].astype(str),
+            "metric": "source_forgetting_probe_refit",
+            "definition": DEFINITIONS["source/forgetting"],
+            "value": cells["source/forgetting_mean"],
+            "ci_low": cells["source/forgetting_ci_low"],
+            "ci_high": cells["source/forgetting_ci_high"],
+            "n_seeds": cells["n_seeds"],
+        }
+    )
+
+
+def _streams(runs: pd.DataFrame) -> dict:
+    """Accuracy matrix, transfer metrics and per-variant summary of the stream runs, if any."""
+    found = stream_runs(runs)
+    if found.empty:
+        return {"runs": found, "matrix": pd.DataFrame(columns=MATRIX_COLUMNS)}
+    domains = found["stream_domains"].iloc[0].split(",")
+    return {
+        "runs": found,
+        "matrix": accuracy_matrix(found, domains),
+        "transfer": transfer_metrics(found),
+        "per_run": per_run_metrics(found),
+        "per_variant": variant_summary(found),
+        "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
+    }
+
+
+def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
     eff = plots.data_efficiency(summary).figure
     eff.tight_layout()
     figures = {"data_efficiency": eff}
@@ -84,9 +133,40 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         figures["forgetting"] = plots.forgetting(summary)
     if (summary["cost/target_s_mean"] > 0).any():  # records from before compute accounting
         figures["accuracy_vs_compute"] = plots.accuracy_vs_compute(summary)
+    if "per_variant" in streams:
+        figures["accuracy_matrix"] = plots.accuracy_matrices(streams["matrix"])
+        figures["forgetting_vs_replay"] = plots.forgetting_vs_replay(streams["per_variant"])
+        figures["forgetting_tradeoff"] = plots.forgetting_tradeoff(streams["per_variant"])
+    return figures
+
+
+def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
+    runs, records, unreadable = collected
+    runs = with_costs(runs)
+    summary = summarize(runs)
+    paired = paired_differences(runs)
+    if not paired.empty:
+        summary = summary.merge(paired, on=["regime", "per_class"], how="left")
+    eff = data_efficiency(runs)
+    streams = _streams(runs)
+    transfer = pd.concat(
+        [
+            streams.get("transfer", pd.DataFrame(columns=TRANSFER_COLUMNS)),
+            source_forgetting_rows(summary),
+        ]
+    )
+    runs.to_csv(out / "runs.csv", index=False)
+    summary.to_csv(out / "summary.csv", index=False)
+    eff.to_csv(out / "data_efficiency.csv", index=False)
+    streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
+    transfer[TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
+    (out / "figures").mkdir()
+    figures = _figures(summary, streams)
     images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
-    images.setdefault("forgetting", "")
-    images.setdefault("accuracy_vs_compute", "")
+    for name in ("forgetting", "accuracy_vs_compute", "accuracy_matrix", "forgetting_vs_replay"):
+        images.setdefault(name, "")
+    images.setdefault("forgetting_tradeoff", "")
+    sentences = findings(runs, eff, streams.get("per_run", pd.DataFrame()), streams.get("knobs"))
     failed = runs[runs["status"] != "ok"]
     varied, fixed = config_split(records)
     acc = accuracy_table(summary)
@@ -102,6 +182,19 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         "generated": dt.datetime.now().isoformat(timespec="seconds"),
         "images": images,
         "ci_method": CI_METHOD,
+        "findings": sentences,
+        "methods": {
+            "paired": PAIRED_METHOD,
+            "poi": POI_METHOD,
+            "iqm": IQM_METHOD,
+            "aulc": AULC_METHOD,
+            "transfer": TRANSFER_METHOD,
+        },
+        "efficiency_table": efficiency_table(eff).to_html(escape=True, na_rep="-"),
+        "paired_table": _paired_table(summary),
+        "transfer_table": (
+            transfer.round(4).to_html(index=False, escape=True, na_rep="-") if len(transfer) else ""
+        ),
         "acc_table": acc.to_html(escape=True),
         "summary_table": summary.round(4).to_html(index=False, escape=True, na_rep="-"),
         "failed": [{"run": r.run_dir, "error": r.error} for r in failed.itertuples()],
@@ -117,6 +210,9 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         f"Question: {context['question']}",
         "",
         f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}.",
+        "",
+        "Findings:",
+        *[f"- {line}" for line in sentences],
     ]
     failures = [f"  {f['run']}: {f['error']}" for f in context["failed"]]
     tail = ["Failed runs:"] + (failures or ["  none"])
@@ -126,7 +222,12 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
         out / "report.pdf",
         intro,
         list(figures.values()),
-        {"Target test accuracy: mean [95% CI] n=seeds": acc},
+        {"Target test accuracy: mean [95% CI] n=seeds": acc}
+        | (
+            {"Data efficiency (AULC, IQM, effective data transferred)": efficiency_table(eff)}
+            if not eff.empty
+            else {}
+        ),
         tail,
     )
     sources = {
@@ -136,6 +237,23 @@ def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
     }
     (out / "sources.json").write_text(json.dumps(sources))
     plt.close("all")
+
+
+def _paired_table(summary: pd.DataFrame) -> str:
+    """Regimes x budgets: paired difference to scratch [CI] and P(improvement)."""
+    if "diff_vs_scratch_mean" not in summary:
+        return ""
+    cells = summary[summary["diff_vs_scratch_mean"].notna()]
+    text = [
+        f"{r['diff_vs_scratch_mean']:+.3f} [{r['diff_vs_scratch_ci_low']:+.3f}, "
+        f"{r['diff_vs_scratch_ci_high']:+.3f}] P={r['p_improvement_vs_scratch']:.2f}"
+        if pd.notna(r["diff_vs_scratch_ci_low"])
+        else f"{r['diff_vs_scratch_mean']:+.3f} (one seed) P={r['p_improvement_vs_scratch']:.2f}"
+        for _, r in cells.iterrows()
+    ]
+    table = cells.assign(cell=text).pivot(index="regime", columns="per_class", values="cell")
+    cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
+    return table[cols].fillna("-").to_html(escape=True)
 
 
 def records_fingerprint(dirs: list[Path]) -> str:

@@ -51,7 +51,42 @@ def _row(path: Path, rec: dict) -> dict:
     info = rec.get("info", {})
     for stage in ("pretrain", "continued_pretrain"):
         row[f"{stage}_hash"] = info.get(f"{stage}_hash")
+    row["overrides"] = settings(rec.get("job", {}).get("overrides", []))
+    if "stream_domains" in info:
+        row["stream_domains"] = ",".join(info["stream_domains"])
+        continued = rec["config"].get("continued_pretrain", {})
+        row["replay"], row["schedule"] = continued.get("replay"), continued.get("schedule")
     return row
+
+
+# Overrides that place a run in the grid rather than change what it is.
+_GRID_KEYS = ("seed", "regime", "budget.per_class", "experiment", "name")
+
+
+def settings(overrides: list[str]) -> str:
+    """A run's overrides besides its grid position, as ``key=value`` joined by ``;``."""
+    kept = []
+    for override in sorted(overrides):
+        key = override.lstrip("+~").partition("=")[0]
+        if key not in _GRID_KEYS and not key.startswith("hydra"):
+            kept.append(override.lstrip("+~"))
+    return ";".join(kept)
+
+
+def variants(settings_column: pd.Series) -> pd.Series:
+    """Per run, the settings that differ between these runs, e.g. ``replay=0.05, schedule=rewarm``.
+
+    Runs with the same variant differ only by seed (and grid position), so they are the samples
+    of one interval. Keys are shortened to their last component.
+    """
+    parsed = [
+        dict(kv.split("=", 1) for kv in text.split(";") if kv) if isinstance(text, str) else {}
+        for text in settings_column
+    ]
+    keys = sorted({k for p in parsed for k in p})
+    varying = [k for k in keys if len({p.get(k) for p in parsed}) > 1]
+    labels = [", ".join(f"{k.rsplit('.', 1)[-1]}={p.get(k, '-')}" for k in varying) for p in parsed]
+    return pd.Series(labels, index=settings_column.index)
 
 
 def collect(dirs: list[Path]) -> tuple[pd.DataFrame, list[dict], list[tuple[str, str]]]:

@@ -113,3 +113,72 @@ def accuracy_vs_compute(summary: pd.DataFrame) -> Figure:
     axes[1].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return fig
+
+
+def accuracy_matrices(matrix: pd.DataFrame) -> Figure:
+    """One heatmap of R (rows: after stage, columns: evaluated domain) per stream variant."""
+    variants = list(dict.fromkeys(matrix["variant"]))
+    cols = min(3, len(variants))
+    rows = -(-len(variants) // cols)
+    fig = plt.figure(figsize=(4.2 * cols, 3.6 * rows))
+    for k, variant in enumerate(variants):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        cell = matrix[matrix["variant"] == variant]
+        grid = cell.pivot(index="stage", columns="domain", values="mean")
+        domains = list(dict.fromkeys(cell.sort_values("stage")["stage_domain"]))
+        grid = grid[domains]
+        ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+        for (i, j), v in pd.DataFrame(grid.to_numpy()).stack().items():
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k")
+        ax.set_xticks(range(len(domains)), domains, rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(len(domains)), [f"after {d}" for d in domains], fontsize=7)
+        ax.set_title(variant or "stream", fontsize=8)
+    fig.suptitle("Accuracy matrix R[i, j]: probe accuracy on domain j after stage i (mean)")
+    fig.tight_layout()
+    return fig
+
+
+def forgetting_vs_replay(per_variant: pd.DataFrame) -> Figure:
+    """Chaudhry forgetting against replay fraction, one line per schedule, 95% CI bars."""
+    fig = plt.figure(figsize=(6, 4))
+    ax = fig.add_subplot()
+    for schedule, cell in per_variant.groupby("schedule"):
+        cell = cell.sort_values("replay")
+        err = [cell["fgt_mean"] - cell["fgt_ci_low"], cell["fgt_ci_high"] - cell["fgt_mean"]]
+        ax.errorbar(
+            cell["replay"],
+            cell["fgt_mean"],
+            yerr=err,
+            marker="o",
+            capsize=3,
+            label=f"schedule: {schedule}",
+        )
+    ax.axhline(0, color="k", lw=0.6)
+    ax.set_xlabel("replay fraction of each continued-pretraining batch")
+    ax.set_ylabel("forgetting (max - final, Chaudhry)")
+    ax.set_title("Forgetting against replay (mean over seeds, 95% bootstrap CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def forgetting_tradeoff(per_variant: pd.DataFrame) -> Figure:
+    """Forgetting against target gain per variant: what each mitigation costs and buys."""
+    fig = plt.figure(figsize=(6, 4.5))
+    ax = fig.add_subplot()
+    for row in per_variant.itertuples():
+        ax.errorbar(
+            row.gain_mean,
+            row.fgt_mean,
+            xerr=[[row.gain_mean - row.gain_ci_low], [row.gain_ci_high - row.gain_mean]],
+            yerr=[[row.fgt_mean - row.fgt_ci_low], [row.fgt_ci_high - row.fgt_mean]],
+            marker="o",
+            capsize=3,
+            label=row.variant,
+        )
+    ax.set_xlabel("target gain: R[T,T] - R[1,T] (last domain)")
+    ax.set_ylabel("forgetting (max - final, Chaudhry)")
+    ax.set_title("Trade-off: forgetting against target gain (95% CI)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6)
+    return fig

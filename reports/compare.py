@@ -1,0 +1,91 @@
+"""Comparing regimes across seeds: paired differences, probability of improvement, IQM.
+
+Definitions from ``METRICS.md`` §5 (rliable, Agarwal et al. 2021). The same seed means the same
+labelled subset, test set and head seed, so differences against ``scratch`` are paired by seed.
+Hand-written in numpy/scipy (each is a few lines) rather than pulling in rliable and ``arch``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from reports.aggregate import bootstrap_ci
+
+BASELINE = "scratch"
+PAIRED_METHOD = (
+    "paired by seed (same labelled subset): mean of per-seed differences against scratch, "
+    "95% percentile bootstrap over seeds"
+)
+POI_METHOD = "P(regime > scratch) per budget: Mann-Whitney U / (n_x n_y), ties count 1/2"
+IQM_METHOD = (
+    "interquartile mean over all runs x budget cells (25% trimmed each end), "
+    "95% stratified percentile bootstrap (runs resampled within each budget)"
+)
+
+
+def iqm(scores: np.ndarray) -> float:
+    """25%-trimmed mean of every entry (rliable's IQM: ``trim_mean(S, 0.25, axis=None)``)."""
+    return float(stats.trim_mean(np.asarray(scores, float), 0.25, axis=None))
+
+
+def iqm_ci(
+    scores: np.ndarray, reps: int = 2_000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Stratified bootstrap: runs resampled with replacement within each task (column)."""
+    scores = np.asarray(scores, float)
+    runs, tasks = scores.shape
+    if runs < 2:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, runs, size=(reps, runs, tasks))
+    resampled = np.take_along_axis(scores[None, :, :].repeat(reps, 0), idx, axis=1)
+    values = stats.trim_mean(resampled.reshape(reps, -1), 0.25, axis=1)
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(values, [alpha, 1 - alpha])
+    return float(lo), float(hi)
+
+
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) for one task: U / (n_x n_y), ties count one half."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) == 0 or len(y) == 0:
+        return float("nan")
+    greater = (x[:, None] > y[None, :]).sum() + 0.5 * (x[:, None] == y[None, :]).sum()
+    return float(greater / (len(x) * len(y)))
+
+
+def paired_differences(
+    runs: pd.DataFrame, metric: str = "test/acc", reps: int = 10_000
+) -> pd.DataFrame:
+    """Per regime x budget: the mean per-seed difference to scratch, its interval, P(improve)."""
+    ok = runs[runs["status"] == "ok"]
+    if BASELINE not in set(ok["regime"]):
+        return pd.DataFrame()
+    base = ok[ok["regime"] == BASELINE].set_index(["per_class", "seed"])[metric]
+    rows = []
+    for (regime, per_class), cell in ok.groupby(["regime", "per_class"]):
+        if regime == BASELINE:
+            continue
+        mine = cell.set_index("seed")[metric]
+        theirs = base.xs(per_class, level="per_class") if per_class in base.index else None
+        if theirs is None:
+            continue
+        seeds = mine.index.intersection(theirs.index)
+        diffs = (mine.loc[seeds] - theirs.loc[seeds]).to_numpy(float)
+        lo, hi = bootstrap_ci(diffs, reps)
+        rows.append(
+            {
+                "regime": regime,
+                "per_class": per_class,
+                "n_pairs": len(seeds),
+                "diff_vs_scratch_mean": float(diffs.mean()) if len(diffs) else float("nan"),
+                "diff_vs_scratch_ci_low": lo,
+                "diff_vs_scratch_ci_high": hi,
+                "p_improvement_vs_scratch": probability_of_improvement(
+                    mine.to_numpy(), theirs.to_numpy()
+                ),
+            }
+        )
+    return pd.DataFrame(rows)

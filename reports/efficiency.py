@@ -1,0 +1,102 @@
+"""The data-efficiency table: per regime, AULC, IQM and effective data transferred per budget.
+
+Curves use labelled examples *per class* on the x axis (the budget grid of the sweep), on the
+common grid of budgets every regime has, so AULCs are comparable (METRICS.md §2.2). AULC is
+computed per seed (a seed is one labelled subset per budget) and bootstrapped over seeds; seeds
+missing a budget are left out of AULC and counted. Effective data transferred compares the
+regime's mean curve with scratch's (§2.3): censored values are flagged, never extrapolated.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.aggregate import bootstrap_ci
+from reports.compare import BASELINE, iqm, iqm_ci
+from reports.curves import aulc, effective_data
+
+METRIC = "test/acc"
+AULC_METHOD = (
+    "AULC: trapezoid of accuracy over ln(labelled per class) on the budgets every regime has, "
+    "divided by the ln-range, per seed; mean and 95% percentile bootstrap over seeds"
+)
+TRANSFER_METHOD = (
+    "effective data transferred D_T = D_E - n (labelled per class): D_E is where scratch's mean "
+    "curve (monotone envelope, linear in ln n) reaches the regime's mean accuracy at n; "
+    "'>' marks a lower bound (beyond scratch's best), '<' an upper bound (below its first point)"
+)
+
+
+def _grid(ok: pd.DataFrame) -> pd.DataFrame:
+    """Budgets (with their labelled-per-class x value) present for every regime, ascending."""
+    per_regime = ok.groupby("regime")["per_class"].apply(set)
+    common = set.intersection(*per_regime) if len(per_regime) else set()
+    x = ok[ok["per_class"].isin(common)].groupby("per_class")["labelled_per_class"].mean()
+    return x.sort_values().to_frame("n")
+
+
+def data_efficiency(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+    """One row per regime; columns documented in the module docstring and the report."""
+    ok = runs[(runs["status"] == "ok") & runs[METRIC].notna()]
+    grid = _grid(ok)
+    if len(grid) < 2:
+        return pd.DataFrame()
+    budgets, n = list(grid.index), grid["n"].to_numpy()
+    curves = ok.pivot_table(index=["regime", "seed"], columns="per_class", values=METRIC)
+    curves = curves.reindex(columns=budgets)
+    mean_curves = curves.groupby(level="regime").mean()
+    rows = []
+    for regime, per_seed in curves.groupby(level="regime"):
+        complete = per_seed.dropna()
+        seed_aulc = np.array([aulc(n, row) for row in complete.to_numpy()])
+        lo, hi = bootstrap_ci(seed_aulc, reps)
+        scores = complete.to_numpy()
+        iqm_lo, iqm_hi = iqm_ci(scores) if len(scores) else (np.nan, np.nan)
+        row = {
+            "regime": regime,
+            "aulc": float(seed_aulc.mean()) if len(seed_aulc) else np.nan,
+            "aulc_ci_low": lo,
+            "aulc_ci_high": hi,
+            "aulc_seeds": len(seed_aulc),
+            "iqm": iqm(scores) if len(scores) else np.nan,
+            "iqm_ci_low": iqm_lo,
+            "iqm_ci_high": iqm_hi,
+            "acc_smallest": float(mean_curves.loc[regime].iloc[0]),
+            "acc_largest": float(mean_curves.loc[regime].iloc[-1]),
+            "budgets": ",".join(budgets),
+        }
+        if BASELINE in mean_curves.index:
+            base = mean_curves.loc[BASELINE].to_numpy()
+            mine = mean_curves.loc[regime].to_numpy()
+            for budget, t in zip(budgets, effective_data(n, base, mine), strict=True):
+                row[f"dt_{budget}"] = t.transferred
+                row[f"dt_{budget}_censored"] = t.censored
+                row[f"dt_{budget}_text"] = t.text()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def efficiency_table(eff: pd.DataFrame) -> pd.DataFrame:
+    """The table a reader sees: AULC [CI], IQM, smallest/largest budget, D_T per budget."""
+    if eff.empty:
+        return eff
+    budgets = eff["budgets"].iloc[0].split(",")
+    table = pd.DataFrame(
+        {
+            "AULC [95% CI]": [
+                f"{r.aulc:.3f} [{r.aulc_ci_low:.3f}, {r.aulc_ci_high:.3f}] n={r.aulc_seeds}"
+                for r in eff.itertuples()
+            ],
+            "IQM acc [95% CI]": [
+                f"{r.iqm:.3f} [{r.iqm_ci_low:.3f}, {r.iqm_ci_high:.3f}]" for r in eff.itertuples()
+            ],
+            f"acc @ {budgets[0]}": eff["acc_smallest"].map("{:.3f}".format).to_list(),
+            f"acc @ {budgets[-1]}": eff["acc_largest"].map("{:.3f}".format).to_list(),
+        },
+        index=eff["regime"],
+    )
+    for b in budgets:
+        if f"dt_{b}_text" in eff:
+            table[f"D_T @ {b}"] = eff[f"dt_{b}_text"].to_list()
+    return table

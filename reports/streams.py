@@ -1,0 +1,113 @@
+"""Streams of domains (``continual_pretrain`` runs): the accuracy matrix and transfer metrics.
+
+Runs that differ only in their seed form one *variant* (e.g. ``replay=0.05, schedule=rewarm``);
+each seed's matrix gives one value of every metric in :mod:`reports.transfer`, and the tables
+report the mean over seeds with a 95% percentile bootstrap interval.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from reports.aggregate import bootstrap_ci
+from reports.collect import variants
+from reports.transfer import DEFINITIONS, stream_metrics
+
+_CELL = re.compile(r"^R/(\d+)/(\d+)$")
+
+
+def stream_runs(runs: pd.DataFrame) -> pd.DataFrame:
+    """The ok runs that carry an accuracy matrix, with their ``variant``."""
+    if "R/0/0" not in runs:
+        return runs.iloc[:0]
+    found = runs[(runs["status"] == "ok") & runs["R/0/0"].notna()]
+    return found.assign(variant=variants(found["overrides"]))
+
+
+def _size(runs: pd.DataFrame) -> int:
+    cells = [_CELL.match(c) for c in runs.columns]
+    return 1 + max(int(m.group(1)) for m in cells if m)
+
+
+def matrices(row: pd.Series, t: int) -> tuple[np.ndarray, np.ndarray]:
+    """The T x T matrix R and baselines b of one run."""
+    r = np.array([[row[f"R/{i}/{j}"] for j in range(t)] for i in range(t)], float)
+    return r, np.array([row[f"b/{j}"] for j in range(t)], float)
+
+
+def per_run_metrics(streams: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: variant, seed and every transfer metric of its matrix."""
+    t = _size(streams)
+    rows = []
+    for _, row in streams.iterrows():
+        r, b = matrices(row, t)
+        rows.append({"variant": row["variant"], "seed": row["seed"]} | stream_metrics(r, b))
+    return pd.DataFrame(rows)
+
+
+def accuracy_matrix(streams: pd.DataFrame, domains: list[str], reps: int = 10_000) -> pd.DataFrame:
+    """Per variant, stage and domain: mean accuracy over seeds and its interval."""
+    t = _size(streams)
+    rows = []
+    for variant, group in streams.groupby("variant"):
+        for i in range(t):
+            for j in range(t):
+                vals = group[f"R/{i}/{j}"].to_numpy(float)
+                lo, hi = bootstrap_ci(vals, reps)
+                rows.append(
+                    {
+                        "variant": variant,
+                        "stage": i,
+                        "stage_domain": domains[i],
+                        "domain": domains[j],
+                        "mean": float(vals.mean()),
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n_seeds": len(vals),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def transfer_metrics(streams: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+    """Per variant and metric: definition, mean over seeds and its interval."""
+    per_run = per_run_metrics(streams)
+    rows = []
+    for variant, group in per_run.groupby("variant"):
+        for metric, definition in DEFINITIONS.items():
+            vals = group[metric].to_numpy(float)
+            lo, hi = bootstrap_ci(vals, reps)
+            rows.append(
+                {
+                    "variant": variant,
+                    "metric": metric,
+                    "definition": definition,
+                    "value": float(vals.mean()),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n_seeds": len(vals),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def variant_summary(streams: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+    """Per variant: replay, schedule, Chaudhry forgetting and target gain with intervals."""
+    per_run = per_run_metrics(streams)
+    knobs = streams.groupby("variant")[["replay", "schedule"]].first()
+    rows = []
+    for variant, group in per_run.groupby("variant"):
+        row = {"variant": variant, **knobs.loc[variant].to_dict(), "n_seeds": len(group)}
+        for short, metric in (("fgt", "forgetting_max"), ("gain", "target_gain")):
+            vals = group[metric].to_numpy(float)
+            lo, hi = bootstrap_ci(vals, reps)
+            row |= {
+                f"{short}_mean": float(vals.mean()),
+                f"{short}_ci_low": lo,
+                f"{short}_ci_high": hi,
+            }
+        rows.append(row)
+    return pd.DataFrame(rows)
