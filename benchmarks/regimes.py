@@ -14,6 +14,7 @@ import torch
 from benchmarks import stages
 from benchmarks.stages import RunContext
 from lightning_modules.budgets import budget_indices, parse_per_class
+from lightning_modules.probe import extract_features
 
 Metrics = dict[str, float]
 
@@ -78,7 +79,8 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
     After every stage a linear probe on every domain (fitted on the run's label budget of that
     domain) fills the accuracy matrix ``R/i/j``; ``b/j``
     is the same probe on a randomly initialised backbone. The stream's last domain is the run's
-    target (validation checks ``data`` is it), so ``test/acc`` = R[T, T]. Forgetting, backward
+    target (validation checks ``data`` is it): ``test/*`` are the linear_probe regime's metrics
+    on it after the last stage (R[T, T] up to the probe's l2 choice). Forgetting, backward
     and forward transfer are derived from the matrix by the report (``reports/transfer.py``).
     """
     cfg = ctx.cfg
@@ -105,7 +107,11 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
             rows.append([probe(backbone, j, l2[j])[0] for j in range(len(domains))])
     ctx.info["stream_domains"] = [d.name for d in domains]
     metrics = {f"R/{i}/{j}": acc for i, row in enumerate(rows) for j, acc in enumerate(row)}
-    return metrics | {f"b/{j}": acc for j, acc in enumerate(baseline)} | {"test/acc": rows[-1][-1]}
+    with ctx.phase("features"):
+        train_x = extract_features(backbone, ctx.target.x_train.to(ctx.device))
+        test_x = extract_features(backbone, ctx.target.x_test.to(ctx.device))
+    target = _probe_metrics(ctx, train_x, test_x)  # as linear_probe: l2 cross-validated
+    return metrics | {f"b/{j}": acc for j, acc in enumerate(baseline)} | target
 
 
 def pixels(ctx: RunContext) -> Metrics:
