@@ -66,8 +66,9 @@ def test_probe_and_pixels_are_different_predictors(compose_cfg):
 
 
 def test_same_seed_same_labelled_subset_for_every_regime(compose_cfg):
+    comparison = [r for r in REGIMES if r != "continual_pretrain"]  # its target is its stream's
     subsets = {
-        r: _context(compose_cfg(f"regime={r}", "budget.per_class=5")).labelled for r in REGIMES
+        r: _context(compose_cfg(f"regime={r}", "budget.per_class=5")).labelled for r in comparison
     }
     first = next(iter(subsets.values()))
     assert all(torch.equal(first, s) for s in subsets.values())
