@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import timm
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from lightning_modules import shifts
 from lightning_modules.budgets import BudgetError, parse_per_class
-from lightning_modules.domains import DATASETS, TRANSFORMS
+from lightning_modules.domains import DATASETS
 from lightning_modules.pretrain import OBJECTIVES, SCHEDULES
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the YAML this schema types
@@ -39,15 +41,32 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class FractalConfig:
+    """FractalDB generation (``dataset: fractaldb``); see ``lightning_modules/fractaldb.py``."""
+
+    categories: int = MISSING
+    instances: int = MISSING  # per category, up to 100 (25 weightings x 4 flips)
+    size: int = MISSING  # render side length, pixels
+    points: int = MISSING  # chaos-game points per image
+    threshold: float = MISSING  # filling-rate filter: minimum share of covered pixels
+    seed: int = MISSING
+
+
+@dataclass
 class DomainConfig:
-    """A domain: which dataset, which classes, which deterministic shift."""
+    """A domain: which dataset (and where its files are), which classes, which shifts."""
 
     name: str = MISSING
     dataset: str = MISSING
     classes: list[int] | None = None
-    transform: str = MISSING
+    transform: Any = MISSING  # a shift name or a list of them (lightning_modules/shifts.py)
     test_fraction: float = MISSING
     split_seed: int = MISSING
+    root: str | None = None  # folder of the files (torchvision sets, imagefolder)
+    download: bool = False  # torchvision: fetch into root where a network exists
+    test_root: str | None = None  # imagefolder: a separate test tree (else a seeded split)
+    unlabeled: bool = False  # stl10: add the unlabeled split for self-supervised stages
+    fractal: FractalConfig | None = None
 
 
 @dataclass
@@ -56,7 +75,9 @@ class ModelConfig:
 
     name: str = MISSING
     image_size: int = MISSING
+    in_chans: int | None = None  # channels every domain is converted to; None = the target's
     drop_rate: float | None = None
+    checkpoint: str | None = None  # pretrain=timm: a local weights file (.pt/.pth/.safetensors)
 
 
 @dataclass
@@ -138,6 +159,7 @@ class TrainerConfig:
     devices: int = MISSING
     strategy: str = MISSING
     precision: str = MISSING
+    channels_last: bool = MISSING  # NHWC weights: faster convolutions on GPU tensor cores
     enable_progress_bar: bool = MISSING
 
 
@@ -195,7 +217,22 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 def _check_domain(prefix: str, dom: DictConfig) -> None:
     _check(dom.dataset in DATASETS, f"{prefix}.dataset", dom.dataset, ", ".join(DATASETS))
-    _check(dom.transform in TRANSFORMS, f"{prefix}.transform", dom.transform, ", ".join(TRANSFORMS))
+    if dom.dataset not in ("digits", "fractaldb"):
+        _check(
+            not OmegaConf.is_missing(dom, "root") and dom.root is not None,
+            f"{prefix}.root",
+            "unset",
+            f"the folder that holds the {dom.dataset} files ({prefix}.root=/path)",
+        )
+    try:
+        shifts.parse(OmegaConf.to_container(dom, resolve=True)["transform"])
+    except shifts.ShiftError as err:
+        raise ConfigError(str(err).replace("data.", f"{prefix}.", 1)) from None
+    if dom.dataset == "fractaldb":
+        _check(dom.fractal is not None, f"{prefix}.fractal", None, "generation settings")
+        f = dom.fractal
+        _check(1 <= f.instances <= 100, f"{prefix}.fractal.instances", f.instances, "1..100")
+        _check(0 < f.threshold < 1, f"{prefix}.fractal.threshold", f.threshold, "0 < t < 1")
     _check(0 < dom.test_fraction < 1, f"{prefix}.test_fraction", dom.test_fraction, "0 < f < 1")
 
 
@@ -222,7 +259,16 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
-    for node in set(reads[cfg.regime.name]) - {"stream"}:
+    _check(
+        timm.is_model(cfg.model.name),
+        "model.name",
+        cfg.model.name,
+        "a timm model name (timm.list_models()), e.g. test_resnet, resnet18",
+    )
+    trained = set(reads[cfg.regime.name]) - {"stream"}
+    if cfg.pretrain.objective == "timm":  # published weights: no pretraining stage to check
+        trained.discard("pretrain")
+    for node in sorted(trained):
         missing = [k for k in cfg[node] if OmegaConf.is_missing(cfg[node], k)]
         if missing:
             raise ConfigError(
@@ -231,6 +277,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
             )
         for key in ("steps", "batch_size"):
             _check(cfg[node][key] >= 1, f"{node}.{key}", cfg[node][key], "an int >= 1")
+        warmup = cfg[node].warmup_fraction
+        _check(0 <= warmup < 1, f"{node}.warmup_fraction", warmup, "0 <= fraction < 1")
     if "train" in reads[cfg.regime.name]:
         _check(
             cfg.train.head_init in HEAD_INITS,
@@ -248,7 +296,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         _check_stream(cfg)
     if "pretrain" in reads[cfg.regime.name]:
         p = cfg.pretrain
-        _check(p.objective in OBJECTIVES, "pretrain.objective", p.objective, ", ".join(OBJECTIVES))
+        objectives = (*OBJECTIVES, "timm")
+        _check(p.objective in objectives, "pretrain.objective", p.objective, ", ".join(objectives))
         if p.objective == "simclr":
             _check(
                 p.temperature is not None and p.temperature > 0,

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
+from omegaconf import OmegaConf
 
 from benchmarks import stages
+from benchmarks.cache import cached
 from benchmarks.stages import RunContext
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features
@@ -85,7 +87,7 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
     """
     cfg = ctx.cfg
     stream = [cfg.stream[name] for name in cfg.stream]
-    domains = [ctx.source, *(stages.domain(d, cfg.model.image_size) for d in stream)]
+    domains = [ctx.source, *(stages.domain(d, cfg) for d in stream)]
     per_class = parse_per_class(cfg.budget.per_class)
     labelled = [budget_indices(d.y_train, per_class, cfg.seed) for d in domains]
     backbone, _ = stages.pretrained_backbone(ctx)
@@ -93,12 +95,28 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
     def probe(backbone: torch.nn.Module, j: int, l2: float | None = None) -> tuple[float, float]:
         return stages.probe_accuracy(ctx, backbone, domains[j], l2, labelled[j])
 
-    with ctx.phase("eval"):
+    def start() -> tuple[dict, dict]:
+        """Row 0 of R and the random-init baselines: shared by every variant of a seed."""
         random_init = stages.new_backbone(cfg, cfg.seed).to(ctx.device)
-        baseline = [probe(random_init, j)[0] for j in range(len(domains))]
         first = [probe(backbone, j) for j in range(len(domains))]
-    l2 = [fit[1] for fit in first]  # each domain's penalty, fixed from here on
-    rows, key = [[fit[0] for fit in first]], None
+        return {}, {
+            "baseline": [probe(random_init, j)[0] for j in range(len(domains))],
+            "row": [fit[0] for fit in first],
+            "l2": [fit[1] for fit in first],  # each domain's penalty, fixed from here on
+        }
+
+    key = {
+        "pretrain": ctx.info["pretrain_hash"],
+        "stream": [OmegaConf.to_container(d, resolve=True) for d in stream],
+        "model": OmegaConf.to_container(cfg.model, resolve=True),
+        "probe": OmegaConf.to_container(cfg.probe, resolve=True),
+        "budget": str(cfg.budget.per_class),
+        "seed": cfg.seed,
+    }
+    with ctx.phase("eval"):
+        _, first, _ = cached(cfg.paths.cache_dir, "stream_start", key, start)
+    baseline, l2 = first["baseline"], first["l2"]
+    rows, key = [first["row"]], None
     for i, dom_cfg in enumerate(stream, start=1):
         backbone, _, key = stages.continued_backbone(
             ctx, backbone, dom_cfg, tuple(domains[:i]), stage=i, base_key=key

@@ -26,6 +26,7 @@ from benchmarks.cache import stable_hash
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
+from benchmarks.overrides import first_problem
 from benchmarks.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
@@ -35,7 +36,8 @@ from benchmarks.records import (
     write_record,
 )
 from benchmarks.regimes import READS, REGIMES, STAGE_NODES
-from benchmarks.stages import RunContext, domain, training_device
+from benchmarks.stages import RunContext, domain, new_backbone, training_device
+from lightning_modules.backbones import ModelError, load_checkpoint
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
 from lightning_modules.domains import DomainError
 
@@ -72,10 +74,12 @@ def _finished(path: Path, chash: str) -> bool:
 def _context(cfg: DictConfig) -> RunContext:
     """Build domains and the labelled subset; every bad value becomes a ConfigError."""
     try:
-        source = domain(cfg.source, cfg.model.image_size)
-        target = domain(cfg.data, cfg.model.image_size)
+        source = domain(cfg.source, cfg)
+        target = domain(cfg.data, cfg)
         labelled = budget_indices(target.y_train, parse_per_class(cfg.budget.per_class), cfg.seed)
-    except (DomainError, BudgetError) as err:
+        if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
+            load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
+    except (DomainError, BudgetError, ModelError) as err:
         raise ConfigError(str(err)) from None
     return RunContext(cfg, training_device(cfg.trainer), source, target, labelled)
 
@@ -171,5 +175,14 @@ def main(cfg: DictConfig) -> str:
     return str(record["status"])
 
 
-if __name__ == "__main__":
+def entry() -> None:
+    """Console script: name an unknown option or key in one line, then hand over to Hydra."""
+    problem = first_problem(sys.argv[1:])
+    if problem:
+        print(f"regimebench: error: {problem}", file=sys.stderr)
+        sys.exit(2)
     main()
+
+
+if __name__ == "__main__":
+    entry()

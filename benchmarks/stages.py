@@ -8,9 +8,11 @@ same process: an in-process sweep and a lone run give the same record.
 from __future__ import annotations
 
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightning as L  # noqa: N812
@@ -20,10 +22,17 @@ from torch import nn
 
 from benchmarks.cache import cached, stable_hash
 from benchmarks.compute import train_step_flops
-from lightning_modules.backbones import clone_state, create_backbone
+from lightning_modules.backbones import (
+    clone_state,
+    create_backbone,
+    load_checkpoint,
+    pretrained_timm,
+)
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
-from lightning_modules.domains import Domain, build_domain
+from lightning_modules.datasets import DataError
+from lightning_modules.datasets import load as load_raw
+from lightning_modules.domains import Domain, DomainError, build_domain
 from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
@@ -68,18 +77,32 @@ def training_device(trainer: DictConfig) -> torch.device:
     return torch.device("cuda" if gpu else "cpu")
 
 
-def domain(dom: DictConfig, image_size: int) -> Domain:
-    """The in-memory domain for a ``data``/``source`` config node (decoded once per process)."""
-    classes = tuple(dom.classes) if dom.classes is not None else None
-    return build_domain(
-        dom.name, dom.dataset, classes, dom.transform, image_size, dom.test_fraction, dom.split_seed
-    )
+def _spec(dom: DictConfig) -> str:
+    spec = OmegaConf.to_container(dom, resolve=True)
+    return json.dumps(spec, sort_keys=True)
+
+
+def in_chans(cfg: DictConfig) -> int:
+    """The model's input channels: ``model.in_chans``, or by default the target domain's."""
+    if cfg.model.in_chans is not None:
+        return int(cfg.model.in_chans)
+    try:
+        raw = load_raw(_spec(cfg.data), cfg.model.image_size, str(cfg.paths.cache_dir))
+    except DataError as err:
+        raise DomainError(str(err)) from None
+    return int(raw.x_train.shape[1])
+
+
+def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
+    """The in-memory domain for a ``data``/``source``/``stream`` node (decoded once per process)."""
+    image_size, cache_dir = cfg.model.image_size, str(cfg.paths.cache_dir)
+    return build_domain(str(dom.name), _spec(dom), image_size, in_chans(cfg), cache_dir)
 
 
 def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
     """A randomly initialised backbone whose weights depend only on ``seed``."""
     torch.manual_seed(seed)
-    return create_backbone(cfg.model.name, in_chans=1, drop_rate=cfg.model.drop_rate)
+    return create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
 
 
 def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> None:
@@ -99,6 +122,8 @@ def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> N
         enable_progress_bar=cfg.trainer.enable_progress_bar,
         deterministic=cfg.deterministic,
     )
+    if cfg.trainer.channels_last:
+        module = module.to(memory_format=torch.channels_last)
     trainer.fit(module, train_dataloaders=batches)
 
 
@@ -132,9 +157,26 @@ def probe_accuracy(
     return acc, probe.l2
 
 
+def ssl_images(dom: Domain) -> torch.Tensor:
+    """Every image a self-supervised stage may use: train split plus unlabelled extras."""
+    if dom.x_unlabeled is None:
+        return dom.x_train
+    return torch.cat([dom.x_train, dom.x_unlabeled])
+
+
+def weights_backbone(cfg: DictConfig) -> nn.Module:
+    """``pretrain=timm``: the model with timm's hub weights, or ``model.checkpoint``'s."""
+    m = cfg.model
+    if m.checkpoint is None:
+        return pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
+    backbone = new_backbone(cfg, 0)
+    load_checkpoint(backbone, m.checkpoint)
+    return backbone
+
+
 def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
     cfg = ctx.cfg
-    return {
+    key = {
         "version": CACHE_VERSION,
         "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True),
         "source": OmegaConf.to_container(cfg.source, resolve=True),
@@ -143,6 +185,10 @@ def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
         "threads": cfg.threads,
         "deterministic": cfg.deterministic,
     }
+    path = Path(str(cfg.model.checkpoint)).expanduser()
+    if cfg.pretrain.objective == "timm" and cfg.model.checkpoint and path.exists():
+        key["checkpoint_file"] = [path.stat().st_size, path.stat().st_mtime_ns]  # edits rebuild
+    return key
 
 
 def _record_cache_use(ctx: RunContext, stage: str, meta: dict[str, Any], hit: bool) -> None:
@@ -166,6 +212,10 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
     cfg, p = ctx.cfg, ctx.cfg.pretrain
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        if p.objective == "timm":  # published weights instead of the suite's own stage
+            backbone = weights_backbone(cfg).to(ctx.device)
+            acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
+            return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
         backbone = new_backbone(cfg, 1000 + cfg.seed)
         torch.manual_seed(2000 + cfg.seed)
         module = PretrainModule(
@@ -179,12 +229,11 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             p.temperature or 0.5,
             seed=cfg.seed,
         )
-        x = ctx.source.x_train.to(ctx.device)
-        fit(
-            cfg,
-            module,
-            RandomBatches(x, ctx.source.y_train.to(ctx.device), p.batch_size, p.steps, cfg.seed),
-        )
+        if p.objective == "simclr":  # labels unused: unlabelled extra images join (STL-10)
+            x, y = ssl_images(ctx.source).to(ctx.device), None
+        else:
+            x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
+        fit(cfg, module, RandomBatches(x, y, p.batch_size, p.steps, cfg.seed))
         acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
         return clone_state(backbone), {
@@ -219,7 +268,7 @@ def continued_backbone(
     """
     cfg, c = ctx.cfg, ctx.cfg.continued_pretrain
     target_cfg = target_cfg if target_cfg is not None else cfg.data
-    target = domain(target_cfg, cfg.model.image_size)
+    target = domain(target_cfg, cfg)
     key = {
         "base": base_key or _pretrain_key(ctx),
         "target": OmegaConf.to_container(target_cfg, resolve=True),
@@ -240,8 +289,8 @@ def continued_backbone(
             seed=cfg.seed,
             schedule=c.schedule,
         )
-        x_new = target.x_train.to(ctx.device)
-        x_old = torch.cat([d.x_train for d in earlier]).to(ctx.device) if earlier else x_new[:0]
+        x_new = ssl_images(target).to(ctx.device)
+        x_old = torch.cat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else x_new[:0]
         seed = cfg.seed + 1000 * (stage - 1)
         fit(cfg, module, ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed))
         return clone_state(backbone), {

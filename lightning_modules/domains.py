@@ -9,14 +9,16 @@ shared by every run of an in-process sweep.
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 
-TRANSFORMS = ("none", "rot90", "invert", "permute")
-DATASETS = ("digits",)
+from lightning_modules import shifts
+from lightning_modules.datasets import LOADERS, DataError, load
+
+DATASETS = tuple(LOADERS)
 
 
 class DomainError(ValueError):
@@ -37,6 +39,7 @@ class Domain:
     x_test: torch.Tensor
     y_test: torch.Tensor
     class_names: tuple[str, ...]
+    x_unlabeled: torch.Tensor | None = None  # extra images for self-supervised stages only
 
     @property
     def num_classes(self) -> int:
@@ -49,76 +52,64 @@ class Domain:
         return dict(zip(self.class_names, counts, strict=True))
 
 
-@functools.lru_cache(maxsize=4)
-def _digits_split(test_fraction: float, split_seed: int) -> tuple[np.ndarray, ...]:
-    """One stratified train/test split of load_digits; it never depends on the run seed."""
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = (digits.images / 16.0).astype(np.float32)
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images,
-        digits.target,
-        test_size=test_fraction,
-        stratify=digits.target,
-        random_state=split_seed,
-    )
-    return x_tr, y_tr, x_te, y_te
-
-
-def _apply_transform(x: torch.Tensor, transform: str, seed: int) -> torch.Tensor:
-    """Deterministic domain shift applied to a (N, 1, H, W) batch at native resolution."""
-    if transform == "none":
-        return x
-    if transform == "rot90":
-        return torch.rot90(x, 1, dims=(2, 3))
-    if transform == "invert":
-        return 1.0 - x
-    if transform == "permute":
-        h, w = x.shape[-2:]
-        perm = torch.from_numpy(np.random.default_rng(seed).permutation(h * w))
-        return x.flatten(2)[:, :, perm].reshape_as(x)
-    raise DomainError(f"data.transform={transform!r} is unknown; allowed: {', '.join(TRANSFORMS)}")
-
-
 def _resize(x: torch.Tensor, size: int) -> torch.Tensor:
-    if x.shape[-1] == size:
+    if x.shape[-1] == size and x.shape[-2] == size:
         return x
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
 
 
+def _channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
+    """Gray to RGB by repetition, RGB to gray by luminance: every domain fits the model."""
+    if x.shape[1] == in_chans:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, in_chans, -1, -1).contiguous()
+    if in_chans == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x * weights).sum(1, keepdim=True)
+    raise DomainError(f"cannot convert {x.shape[1]}-channel images to model.in_chans={in_chans}")
+
+
 @functools.lru_cache(maxsize=32)
 def build_domain(
-    name: str,
-    dataset: str,
-    classes: tuple[int, ...] | None,
-    transform: str,
-    image_size: int,
-    test_fraction: float = 0.3,
-    split_seed: int = 0,
+    name: str, spec_json: str, image_size: int, in_chans: int, cache_dir: str
 ) -> Domain:
-    """Build (once per process) a named domain from its config values.
+    """Build (once per process) a named domain from its config (``spec_json``: sorted JSON).
 
-    Labels are re-indexed to 0..K-1 in the order of ``classes``.
+    Classes are picked by index in the dataset's class list and re-indexed 0..K-1 in the order of
+    ``classes``; then the shift is applied at native resolution, channels converted, and the
+    images resized to the model's side length.
     """
-    if dataset not in DATASETS:
-        raise DomainError(f"data.dataset={dataset!r} is unknown; allowed: {', '.join(DATASETS)}")
-    x_tr, y_tr, x_te, y_te = _digits_split(test_fraction, split_seed)
-    all_classes = tuple(range(10))
-    keep = all_classes if classes is None else tuple(classes)
+    spec = json.loads(spec_json)
+    if spec["dataset"] not in LOADERS:
+        raise DomainError(
+            f"data.dataset={spec['dataset']!r} is unknown; allowed: {', '.join(LOADERS)}"
+        )
+    try:
+        raw = load(spec_json, image_size, cache_dir)
+        shifts.parse(spec["transform"])
+    except (DataError, shifts.ShiftError) as err:
+        raise DomainError(str(err)) from None
+    all_classes = tuple(range(len(raw.class_names)))
+    keep = all_classes if spec.get("classes") is None else tuple(spec["classes"])
     bad = [c for c in keep if c not in all_classes]
     if bad or not keep:
-        raise DomainError(f"data.classes={list(keep)} is invalid; allowed: a subset of 0..9")
-    lookup = {c: i for i, c in enumerate(keep)}
+        raise DomainError(
+            f"data.classes={list(keep)} is invalid; allowed: a subset of 0..{len(all_classes) - 1}"
+        )
+    lookup = torch.full((len(all_classes),), -1, dtype=torch.long)
+    lookup[list(keep)] = torch.arange(len(keep))
 
-    def select(x: np.ndarray, y: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = np.isin(y, keep)
-        images = torch.from_numpy(x[mask]).unsqueeze(1)
-        images = _resize(_apply_transform(images, transform, split_seed), image_size)
-        labels = torch.tensor([lookup[int(c)] for c in y[mask]], dtype=torch.long)
-        return images.contiguous(), labels
+    def prepare(x: torch.Tensor) -> torch.Tensor:
+        x = shifts.apply(x, spec["transform"], spec["split_seed"])
+        return _resize(_channels(x, in_chans), image_size).contiguous()
 
-    xtr, ytr = select(x_tr, y_tr)
-    xte, yte = select(x_te, y_te)
-    return Domain(name, xtr, ytr, xte, yte, tuple(str(c) for c in keep))
+    def select(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mask = lookup[y] >= 0
+        return prepare(x[mask]), lookup[y[mask]]
+
+    xtr, ytr = select(raw.x_train, raw.y_train)
+    xte, yte = select(raw.x_test, raw.y_test)
+    extra = prepare(raw.x_unlabeled) if raw.x_unlabeled is not None else None
+    names = tuple(raw.class_names[c] for c in keep)
+    return Domain(name, xtr, ytr, xte, yte, names, extra)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmarks.records import SCHEMA_VERSION
+
 BIN = Path(sys.executable).parent
 
 # A few optimiser steps: real fits through the real entry point, seconds per run.
@@ -34,3 +36,57 @@ def run_cli(
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
+
+
+def synthetic_record(regime, per_class, seed, acc, status="ok", name="synthetic", forgetting=None):
+    metrics = {"test/acc": acc, "test/f1_macro": acc - 0.01, "test/ece": 0.05}
+    if forgetting is not None:
+        metrics |= {
+            "source/acc_before": 0.9,
+            "source/acc_after": 0.9 - forgetting,
+            "source/forgetting": forgetting,
+        }
+    n = 5 * (per_class if per_class != "all" else 100)
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": status,
+        "error": None if status == "ok" else "NonFiniteLossError: train/loss became nan",
+        "metrics": metrics if status == "ok" else {},
+        "regime": regime,
+        "source": "digits",
+        "target": "digits_5to9",
+        "model": "test_resnet",
+        "seed": seed,
+        "threads": 2,
+        "budget": {"per_class": str(per_class), "n_labelled": n, "per_class_used": {}},
+        "classes": {"source": [str(i) for i in range(10)], "target": list("56789")},
+        "seconds": {"total": 1.0},
+        "info": {},
+        "config_hash": f"{regime}{per_class}{seed}",
+        "config": {
+            "name": name,
+            "question": "Which regime?",
+            "seed": seed,
+            "regime": {"name": regime},
+            "budget": {"per_class": per_class},
+        },
+        "environment": {"torch": "2.14.1", "device": "cpu"},
+    }
+
+
+def domain_spec(dataset="digits", classes=None, transform="none", **extra) -> str:
+    """A ``data`` node as build_domain takes it (sorted JSON)."""
+    import json
+
+    spec = {"name": "x", "dataset": dataset, "classes": classes, "transform": transform}
+    spec |= {"test_fraction": 0.3, "split_seed": 0, "root": None, "download": False}
+    spec |= {"test_root": None, "unlabeled": False, "fractal": None} | extra
+    return json.dumps(spec, sort_keys=True)
+
+
+def digits_domain(name, classes, transform, size, in_chans=1, cache_dir="/nonexistent"):
+    """A digits domain built by the real code (digits needs no cache folder)."""
+    from lightning_modules.domains import build_domain
+
+    classes = list(classes) if classes is not None else None
+    return build_domain(name, domain_spec("digits", classes, transform), size, in_chans, cache_dir)

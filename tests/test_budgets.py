@@ -1,13 +1,13 @@
 import pytest
 import torch
+from helpers import digits_domain
 
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
-from lightning_modules.domains import build_domain
 
 
 @pytest.fixture(scope="module")
 def labels() -> torch.Tensor:
-    return build_domain("digits_5to9", "digits", (5, 6, 7, 8, 9), "none", 8).y_train
+    return digits_domain("digits_5to9", (5, 6, 7, 8, 9), "none", 8).y_train
 
 
 def test_stratified_exact_count_per_class(labels):

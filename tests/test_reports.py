@@ -3,48 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
+from helpers import synthetic_record as _record
 
 from benchmarks.records import SCHEMA_VERSION, write_record
 from reports.__main__ import main as report_main
 from reports.aggregate import bootstrap_ci, summarize
 from reports.build import build_report
 from reports.collect import collect
-
-
-def _record(regime, per_class, seed, acc, status="ok", name="synthetic", forgetting=None):
-    metrics = {"test/acc": acc, "test/f1_macro": acc - 0.01, "test/ece": 0.05}
-    if forgetting is not None:
-        metrics |= {
-            "source/acc_before": 0.9,
-            "source/acc_after": 0.9 - forgetting,
-            "source/forgetting": forgetting,
-        }
-    n = 5 * (per_class if per_class != "all" else 100)
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "status": status,
-        "error": None if status == "ok" else "NonFiniteLossError: train/loss became nan",
-        "metrics": metrics if status == "ok" else {},
-        "regime": regime,
-        "source": "digits",
-        "target": "digits_5to9",
-        "model": "test_resnet",
-        "seed": seed,
-        "threads": 2,
-        "budget": {"per_class": str(per_class), "n_labelled": n, "per_class_used": {}},
-        "classes": {"source": [str(i) for i in range(10)], "target": list("56789")},
-        "seconds": {"total": 1.0},
-        "info": {},
-        "config_hash": f"{regime}{per_class}{seed}",
-        "config": {
-            "name": name,
-            "question": "Which regime?",
-            "seed": seed,
-            "regime": {"name": regime},
-            "budget": {"per_class": per_class},
-        },
-        "environment": {"torch": "2.14.1", "device": "cpu"},
-    }
 
 
 @pytest.fixture

@@ -1,0 +1,128 @@
+"""Real-data paths end to end: an ImageFolder sweep, FractalDB pretraining, timm checkpoints."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from helpers import TINY_STEPS, run_cli
+from PIL import Image
+
+from benchmarks.config import ConfigError, validate
+from benchmarks.regimes import READS
+from benchmarks.run import execute
+from lightning_modules.backbones import ModelError, create_backbone, load_checkpoint
+
+
+def write_tree(root, per_class=12):
+    """Three shape classes as PNGs of varying size and colour: a tree nobody made for the suite."""
+    gen = torch.Generator().manual_seed(0)
+    for c, name in enumerate(("bars", "blobs", "dots")):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            size = 20 + i % 5
+            img = torch.rand(3, size, size, generator=gen) * 0.3
+            if c == 0:
+                img[:, :, ::4] = 1.0
+            elif c == 1:
+                img[:, size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 0.9
+            else:
+                img[:, ::5, ::5] = 1.0
+            array = (img.permute(1, 2, 0).numpy() * 255).astype("uint8")
+            Image.fromarray(array).save(root / name / f"img_{i}.png")
+
+
+@pytest.mark.slow
+def test_imagefolder_sweep_with_fractaldb_pretraining(tmp_path):
+    write_tree(tmp_path / "shapes")
+    fractal = [
+        "source.fractal.categories=4",
+        "source.fractal.instances=8",
+        "source.fractal.size=16",
+        "source.fractal.points=600",
+        "source.fractal.threshold=0.05",
+    ]
+    args = ["-m", "data=imagefolder", f"data.root={tmp_path / 'shapes'}", "pretrain=fractaldb"]
+    args += ["regime=scratch,finetune,linear_probe", "budget.per_class=1,3", "name=shapes"]
+    proc = run_cli([*args, *fractal, *TINY_STEPS], tmp_path)
+    sweep = tmp_path / "multirun" / "shapes"
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+    assert len(records) == 6 and {r["status"] for r in records} == {"ok"}, proc.stdout[-2000:]
+    rec = next(r for r in records if r["regime"] == "finetune")
+    assert rec["classes"]["target"] == ["bars", "blobs", "dots"]
+    assert rec["classes"]["source"] == [f"fractal_{i}" for i in range(4)]
+    assert rec["budget"]["per_class_used"] == {"bars": 1, "blobs": 1, "dots": 1} or rec["budget"][
+        "per_class_used"
+    ] == {"bars": 3, "blobs": 3, "dots": 3}
+    assert rec["config"]["model"]["in_chans"] is None  # followed the RGB target: 3 channels
+    assert len(list((tmp_path / "cache" / "fractaldb").glob("*/tensors.pt"))) == 1
+    summary = pd.read_csv(sweep / "report" / "summary.csv")
+    assert len(summary) == 6 and (summary["n_seeds"] == 1).all()
+
+
+@pytest.mark.slow
+def test_missing_data_folder_is_one_line(tmp_path):
+    proc = run_cli(["data=mnist", f"data.root={tmp_path / 'nowhere'}"], tmp_path, check=False)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert f"no usable files under data.root={tmp_path / 'nowhere'}" in line
+    assert "data.download=true" in line
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_timm_checkpoint_from_a_local_file(compose_cfg, tmp_path):
+    source = create_backbone("test_resnet", in_chans=1)
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(0.5)
+    torch.save(
+        {"state_dict": {f"module.{k}": v for k, v in source.state_dict().items()}},
+        tmp_path / "w.pt",
+    )
+    from safetensors.torch import save_file
+
+    save_file(
+        {k: v.contiguous() for k, v in source.state_dict().items()}, tmp_path / "w.safetensors"
+    )
+    for name in ("w.pt", "w.safetensors"):
+        target = create_backbone("test_resnet", in_chans=1)
+        load_checkpoint(target, tmp_path / name)
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(source.state_dict().values(), target.state_dict().values(), strict=True)
+        )
+    cfg = compose_cfg(
+        "pretrain=timm", f"model.checkpoint={tmp_path / 'w.pt'}", "regime=linear_probe"
+    )
+    record = execute(cfg, tmp_path / "run")
+    assert record["status"] == "ok" and record["info"]["pretrain_cached"] is False
+    assert record["compute"]["pretrain_samples"] == 0  # weights were loaded, not trained
+
+
+def test_checkpoint_that_does_not_fit_names_the_first_tensor(tmp_path):
+    rgb = create_backbone("test_resnet", in_chans=3)
+    torch.save(rgb.state_dict(), tmp_path / "rgb.pt")
+    gray = create_backbone("test_resnet", in_chans=1)
+    first = next(iter(gray.state_dict()))
+    with pytest.raises(
+        ModelError, match=rf"tensor '{first}' has shape \(\d+, 3, .*in the file, \(\d+, 1, "
+    ):
+        load_checkpoint(gray, tmp_path / "rgb.pt")
+    (tmp_path / "cut.pt").write_bytes((tmp_path / "rgb.pt").read_bytes()[:500])
+    with pytest.raises(ModelError, match="is not a readable checkpoint"):
+        load_checkpoint(gray, tmp_path / "cut.pt")
+    with pytest.raises(ModelError, match="does not exist"):
+        load_checkpoint(gray, tmp_path / "missing.pt")
+
+
+@pytest.mark.parametrize(
+    "experiment", ["cifar10", "stl10", "digits", "digits_forgetting", "golden"]
+)
+def test_presets_compose_and_validate(experiment, compose_cfg):
+    cfg = compose_cfg(f"experiment={experiment}", tiny=False)
+    validate(cfg, READS)
+
+
+def test_imagefolder_without_root_is_named(compose_cfg):
+    with pytest.raises(ConfigError, match=r"data.root='unset' is invalid; allowed: the folder"):
+        validate(compose_cfg("data=imagefolder"), READS)
