@@ -194,9 +194,27 @@ class RunConfig:
     paths: PathsConfig = field(default_factory=PathsConfig)
 
 
+MAX_DIRNAME = 200  # bytes; file systems allow 255 per path component
+
+
+def job_dirname(overrides: str) -> str:
+    """A sweep job's folder name: its overrides, or a prefix and a hash when they are too long.
+
+    Overrides with paths in them (``data.root=/a/long/path``) would nest folders and easily pass
+    the 255-byte limit of a file name: slashes become ``_`` and a long name keeps a prefix and a
+    hash of the whole, so folders stay distinct and stable across re-runs.
+    """
+    overrides = overrides.replace("/", "_")  # a path value must not nest folders
+    if len(overrides.encode()) <= MAX_DIRNAME:
+        return overrides
+    digest = hashlib.sha256(overrides.encode()).hexdigest()[:16]
+    return f"{overrides.encode()[:150].decode(errors='ignore')}...{digest}"
+
+
 def register() -> None:
-    """Make the schema available to ``conf/config.yaml`` as the ``base`` default."""
+    """Make the schema available to ``conf/config.yaml`` as ``base``, and its resolver."""
     ConfigStore.instance().store(name="base", node=RunConfig)
+    OmegaConf.register_new_resolver("rb_dirname", job_dirname, replace=True)
 
 
 # Continued pretraining on the target is only "incremental" when the target differs from the

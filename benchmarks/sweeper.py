@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 
 from benchmarks import progress
 from benchmarks.cleanup import remove_with_empty_parents
-from benchmarks.config import ConfigError, conf_fingerprint, validate
+from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
 from benchmarks.records import RECORD_NAME, finished_record
 from benchmarks.regimes import READS
 
@@ -45,7 +45,7 @@ class ResumingSweeper(BasicSweeper):
             item_sep=cfg.job.config.override_dirname.item_sep,
             kv_sep=cfg.job.config.override_dirname.kv_sep,
         )
-        return Path(cfg.sweep.dir) / name
+        return Path(cfg.sweep.dir) / job_dirname(name)
 
     def _finished(self, overrides: Sequence[str]) -> bool:
         rec = finished_record(self._job_dir(overrides) / RECORD_NAME)

@@ -121,3 +121,14 @@ def test_bad_input_is_one_clear_error_and_writes_nothing(args, match, one_line, 
     assert not (tmp_path / "outputs").exists()  # no job folder, no empty parents
     assert not (tmp_path / "multirun").exists()
     assert not (tmp_path / "cache").exists()  # nothing trained
+
+
+def test_job_folder_names_never_nest_or_overflow():
+    from benchmarks.config import job_dirname
+
+    assert job_dirname("regime=scratch,seed=0") == "regime=scratch,seed=0"
+    assert job_dirname("data.root=/a/b,seed=0") == "data.root=_a_b,seed=0"
+    long_a, long_b = "x=" + "a" * 300 + ",seed=0", "x=" + "a" * 300 + ",seed=1"
+    assert len(job_dirname(long_a).encode()) < 255 and "/" not in job_dirname(long_a)
+    assert job_dirname(long_a) != job_dirname(long_b)  # the hash keeps them apart
+    assert job_dirname(long_a) == job_dirname(long_a)  # and stable across re-runs
