@@ -100,7 +100,11 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
             "n_labelled": len(ctx.labelled),
             "per_class_used": dict(zip(ctx.target.class_names, counts.tolist(), strict=True)),
         },
-        "classes": {"source": list(ctx.source.class_names), "target": list(ctx.target.class_names)},
+        "classes": {
+            "source": list(ctx.source.class_names),
+            "target": list(ctx.target.class_names),
+            "target_train_counts": ctx.target.class_counts(),  # the ceiling of any budget
+        },
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,

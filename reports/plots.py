@@ -121,19 +121,23 @@ def accuracy_matrices(matrix: pd.DataFrame) -> Figure:
     cols = min(3, len(variants))
     rows = -(-len(variants) // cols)
     fig = plt.figure(figsize=(4.2 * cols, 3.6 * rows))
+    low = max(0.0, float(matrix["mean"].min()) - 0.05)  # one colour scale for every panel
     for k, variant in enumerate(variants):
         ax = fig.add_subplot(rows, cols, k + 1)
         cell = matrix[matrix["variant"] == variant]
         grid = cell.pivot(index="stage", columns="domain", values="mean")
         domains = list(dict.fromkeys(cell.sort_values("stage")["stage_domain"]))
         grid = grid[domains]
-        ax.imshow(grid.to_numpy(), vmin=0, vmax=1, cmap="viridis")
+        ax.imshow(grid.to_numpy(), vmin=low, vmax=1, cmap="viridis")
+        middle = (low + 1) / 2
         for (i, j), v in pd.DataFrame(grid.to_numpy()).stack().items():
-            ax.text(j, i, f"{v:.2f}", ha="center", va="center", color="w" if v < 0.6 else "k")
+            ax.text(j, i, f"{v:.3f}", ha="center", va="center", color="w" if v < middle else "k")
         ax.set_xticks(range(len(domains)), domains, rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(len(domains)), [f"after {d}" for d in domains], fontsize=7)
         ax.set_title(variant or "stream", fontsize=8)
-    fig.suptitle("Accuracy matrix R[i, j]: probe accuracy on domain j after stage i (mean)")
+    fig.suptitle(
+        f"Accuracy matrix R[i, j]: probe accuracy on domain j after stage i (colour {low:.2f}-1)"
+    )
     fig.tight_layout()
     return fig
 

@@ -50,6 +50,7 @@ def test_imagefolder_sweep_with_fractaldb_pretraining(tmp_path):
     assert len(records) == 6 and {r["status"] for r in records} == {"ok"}, proc.stdout[-2000:]
     rec = next(r for r in records if r["regime"] == "finetune")
     assert rec["classes"]["target"] == ["bars", "blobs", "dots"]
+    assert sum(rec["classes"]["target_train_counts"].values()) == 25  # 36 images, 11 to test
     assert rec["classes"]["source"] == [f"fractal_{i}" for i in range(4)]
     assert rec["budget"]["per_class_used"] == {"bars": 1, "blobs": 1, "dots": 1} or rec["budget"][
         "per_class_used"
