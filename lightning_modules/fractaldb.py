@@ -58,14 +58,16 @@ def chaos_game(systems: list[np.ndarray], points: int, seed: int) -> np.ndarray:
 
 def render(points: np.ndarray, size: int, pad: int = 1) -> np.ndarray:
     """Rasterise (points, 2) into a size x size image in {0, 1}; an empty canvas if degenerate."""
-    pts = points[np.isfinite(points).all(axis=1)]
+    # A weighted system can be expansive: its chain runs off to huge values or inf/NaN. Those
+    # points carry no shape and would overflow the scaling, so they are dropped.
+    pts = points[(np.abs(points) < 1e6).all(axis=1)]
     image = np.zeros((size, size), np.float32)
     if len(pts) == 0:
         return image
     lo, span = pts.min(0), np.ptp(pts, 0)
     span[span == 0] = 1.0
     scaled = (pts - lo) / span * (size - 1 - 2 * pad) + pad
-    idx = np.round(scaled).astype(int)
+    idx = np.clip(np.round(scaled).astype(int), 0, size - 1)
     image[idx[:, 1], idx[:, 0]] = 1.0
     return image
 

@@ -178,6 +178,13 @@ def test_fractal_generation_is_deterministic_and_filtered(tmp_path):
     )
 
 
+def test_expansive_systems_render_without_overflow():
+    expansive = np.array([[1.8, 0.0, 0.0, 1.8, 0.5, 0.5], [1.9, 0.1, 0.0, 1.7, -0.5, 0.2]])
+    pts = fractaldb.chaos_game([expansive], 3000, 0)[0]  # runs off to inf
+    image = fractaldb.render(pts, 16)
+    assert image.shape == (16, 16) and np.isfinite(image).all()
+
+
 def test_fractaldb_domain_is_cached_on_disk(tmp_path):
     fractal = {
         "categories": 2,
