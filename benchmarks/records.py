@@ -36,6 +36,14 @@ DEFINITIONS = {
     "source/forgetting": (
         "probe-refit forgetting: source/acc_before - source/acc_after (positive = skill lost)"
     ),
+    "source/head_acc_before": (
+        "source test accuracy of the supervised source stage's own head on the pretrained "
+        "backbone (functional; only when pretraining was supervised)"
+    ),
+    "source/head_acc_after": "the same source head, unchanged, on the updated backbone",
+    "source/head_forgetting": (
+        "head-retained forgetting: source/head_acc_before - source/head_acc_after"
+    ),
     "source/acc_after_continued": (
         "probe-refit source accuracy after continued pretraining, before target training"
     ),

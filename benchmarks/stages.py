@@ -37,7 +37,7 @@ from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
 
-CACHE_VERSION = 2  # bump when a change to the code changes what a cached artefact contains
+CACHE_VERSION = 3  # bump when a change to the code changes what a cached artefact contains
 
 
 @dataclass
@@ -52,6 +52,7 @@ class RunContext:
     seconds: dict[str, float] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
+    source_head: nn.Module | None = None  # the supervised source stage's classifier, if any
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -236,19 +237,35 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         fit(cfg, module, RandomBatches(x, y, p.batch_size, p.steps, cfg.seed))
         acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
-        return clone_state(backbone), {
-            "source_acc": acc,
-            "source_l2": l2,
-            "samples": p.steps * p.batch_size * views,
-        }
+        state, meta = clone_state(backbone), {"source_l2": l2}
+        if p.objective == "supervised":  # keep the source head: head-retained forgetting
+            state |= {f"{HEAD}{k}": v for k, v in clone_state(module.head).items()}
+            meta["source_head_acc"] = head_accuracy(ctx, backbone, module.head)
+        return state, meta | {"source_acc": acc, "samples": p.steps * p.batch_size * views}
 
     with ctx.phase("pretrain"):
         state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", _pretrain_key(ctx), build)
         backbone = new_backbone(cfg, 0)
-        backbone.load_state_dict(state)
+        backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
     ctx.info["source_probe_l2"] = meta["source_l2"]
+    head = {k.removeprefix(HEAD): v for k, v in state.items() if k.startswith(HEAD)}
+    if head:
+        ctx.source_head = nn.Linear(head["weight"].shape[1], head["weight"].shape[0])
+        ctx.source_head.load_state_dict(head)
+        ctx.source_head.to(ctx.device)
+        ctx.info["source_head_acc_before"] = float(meta["source_head_acc"])
     return backbone.to(ctx.device), float(meta["source_acc"])
+
+
+HEAD = "source_head."  # cache-entry prefix of the supervised source head's tensors
+
+
+@torch.no_grad()
+def head_accuracy(ctx: RunContext, backbone: nn.Module, head: nn.Module) -> float:
+    """Source test accuracy of ``head`` on ``backbone``'s features: the functional measure."""
+    logits = head(extract_features(backbone, ctx.source.x_test.to(ctx.device)))
+    return float((logits.argmax(1).cpu() == ctx.source.y_test).float().mean())
 
 
 def continued_backbone(
@@ -402,8 +419,17 @@ def forgetting(ctx: RunContext, before: float, backbone: nn.Module) -> dict[str,
     """Source probe accuracy before and after target training; forgetting = before - after."""
     with ctx.phase("eval"):
         after, _ = probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])
-    return {
-        "source/acc_before": before,
-        "source/acc_after": after,
-        "source/forgetting": before - after,
-    }
+        out = {
+            "source/acc_before": before,
+            "source/acc_after": after,
+            "source/forgetting": before - after,
+        }
+        if ctx.source_head is not None:  # a supervised source stage left its head
+            head_before = ctx.info["source_head_acc_before"]
+            head_after = head_accuracy(ctx, backbone, ctx.source_head)
+            out |= {
+                "source/head_acc_before": head_before,
+                "source/head_acc_after": head_after,
+                "source/head_forgetting": head_before - head_after,
+            }
+    return out

@@ -19,6 +19,9 @@ HIGHER_IS_BETTER = {
     "source/acc_before": True,
     "source/acc_after": True,
     "source/forgetting": False,
+    "source/head_acc_before": True,
+    "source/head_acc_after": True,
+    "source/head_forgetting": False,
 }
 
 

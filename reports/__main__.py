@@ -9,6 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from benchmarks.cli_types import positive_int
+from reports.aggregate import EXACT_UP_TO, RESAMPLES
 from reports.build import build_report, unreadable_records
 from reports.collect import NoRecordsError
 
@@ -18,10 +20,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="regimebench-report", description=__doc__)
     parser.add_argument("sweep_dirs", nargs="+", type=Path, help="sweep or run folders")
     parser.add_argument("--out", type=Path, help="report folder (default: FIRST_DIR/report)")
+    parser.add_argument(
+        "--resamples",
+        type=positive_int,
+        default=RESAMPLES,
+        help=f"bootstrap resamples beyond {EXACT_UP_TO} seeds (default {RESAMPLES:,}; fewer "
+        "seeds are enumerated exactly)",
+    )
     args = parser.parse_args(argv)
     out = args.out or args.sweep_dirs[0] / "report"
     try:
-        index = build_report(args.sweep_dirs, out)
+        index = build_report(args.sweep_dirs, out, args.resamples)
     except NoRecordsError as err:
         print(f"regimebench-report: error: {err}", file=sys.stderr)
         return 2

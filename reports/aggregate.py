@@ -7,6 +7,10 @@ reproducible.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -19,26 +23,60 @@ METRICS = (
     "source/acc_before",
     "source/acc_after",
     "source/forgetting",
+    "source/head_acc_before",
+    "source/head_acc_after",
+    "source/head_forgetting",
 )
-CI_METHOD = "95% percentile bootstrap over seeds (10,000 resamples)"
+EXACT_UP_TO = 10  # seeds; beyond this the resamples are drawn at random
+RESAMPLES = 100_000
+CI_METHOD = (
+    "95% percentile bootstrap over seeds (every possible resample enumerated exactly up to "
+    f"{EXACT_UP_TO} seeds; {RESAMPLES:,} random resamples beyond)"
+)
+
+
+@functools.lru_cache(maxsize=EXACT_UP_TO)
+def _resample_counts(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every distinct resample of n values (as counts per value) and its probability."""
+    combos = np.array(list(itertools.combinations_with_replacement(range(n), n)))
+    counts = np.apply_along_axis(np.bincount, 1, combos, minlength=n)
+    log_prob = (
+        math.lgamma(n + 1) - np.vectorize(math.lgamma)(counts + 1).sum(axis=1) - n * math.log(n)
+    )
+    return counts, np.exp(log_prob)
 
 
 def bootstrap_ci(
-    values: np.ndarray, reps: int = 10_000, level: float = 0.95, seed: int = 0
+    values: np.ndarray, reps: int = RESAMPLES, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean; NaN when there are fewer than two values.
+
+    Up to :data:`EXACT_UP_TO` values the bootstrap distribution is enumerated exactly (at most
+    92,378 distinct resamples), so the interval has no Monte-Carlo error at all: with 3 to 10
+    seeds, 10,000 random resamples moved the bounds by up to 0.003 between resampling seeds.
+    Beyond that, ``reps`` seeded random resamples. The percentile is the inverted CDF: the
+    smallest resample mean whose cumulative probability reaches it.
 
     >>> bootstrap_ci(np.array([0.5, 0.5, 0.5]))
     (0.5, 0.5)
     """
     values = np.asarray(values, dtype=float)
     values = values[~np.isnan(values)]
-    if len(values) < 2:
+    n = len(values)
+    if n < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), size=(reps, len(values)))].mean(axis=1)
     alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
+    if n <= EXACT_UP_TO:
+        counts, prob = _resample_counts(n)
+        means = counts @ values / n
+        order = np.argsort(means, kind="stable")
+        cdf = np.cumsum(prob[order])
+        lo = means[order][np.searchsorted(cdf, alpha - 1e-12)]
+        hi = means[order][min(np.searchsorted(cdf, 1 - alpha - 1e-12), len(cdf) - 1)]
+        return float(lo), float(hi)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, n, size=(reps, n))].mean(axis=1)
+    lo, hi = np.quantile(means, [alpha, 1 - alpha], method="inverted_cdf")
     return float(lo), float(hi)
 
 
@@ -68,7 +106,7 @@ def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
 COSTS = ("cost/target_s", "cost/pretrain_full_s", "cost/pretrain_amortised_s")
 
 
-def summarize(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
     """One row per regime x budget over ``ok`` runs: seeds, failures, mean and CI per metric."""
     keys = ["regime", "per_class"]
     rows = []

@@ -18,7 +18,7 @@ import pandas as pd
 
 from benchmarks.records import DEFINITIONS
 from reports import plots, render
-from reports.aggregate import CI_METHOD, summarize, with_costs
+from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
 from reports.collect import budget_order, collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
@@ -94,22 +94,33 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
 
 
 def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """Two-stage regimes' probe-refit source forgetting, in transfer_metrics.csv's columns."""
-    cells = summary[summary["source/forgetting_mean"].notna()]
-    return pd.DataFrame(
-        {
-            "variant": cells["regime"] + " @ per_class=" + cells["per_class"].astype(str),
-            "metric": "source_forgetting_probe_refit",
-            "definition": DEFINITIONS["source/forgetting"],
-            "value": cells["source/forgetting_mean"],
-            "ci_low": cells["source/forgetting_ci_low"],
-            "ci_high": cells["source/forgetting_ci_high"],
-            "n_seeds": cells["n_seeds"],
-        }
-    )
+    """Two-stage regimes' source forgetting, in transfer_metrics.csv's columns.
+
+    Probe-refit always; head-retained where the source stage was supervised and left a head.
+    """
+    tables = []
+    for metric, name in (
+        ("source/forgetting", "source_forgetting_probe_refit"),
+        ("source/head_forgetting", "source_forgetting_head_retained"),
+    ):
+        cells = summary[summary[f"{metric}_mean"].notna()]
+        tables.append(
+            pd.DataFrame(
+                {
+                    "variant": cells["regime"] + " @ per_class=" + cells["per_class"].astype(str),
+                    "metric": name,
+                    "definition": DEFINITIONS[metric],
+                    "value": cells[f"{metric}_mean"],
+                    "ci_low": cells[f"{metric}_ci_low"],
+                    "ci_high": cells[f"{metric}_ci_high"],
+                    "n_seeds": cells["n_seeds"],
+                }
+            )
+        )
+    return pd.concat(tables)
 
 
-def _streams(runs: pd.DataFrame) -> dict:
+def _streams(runs: pd.DataFrame, reps: int) -> dict:
     """Accuracy matrix, transfer metrics and per-variant summary of the stream runs, if any."""
     found = stream_runs(runs)
     if found.empty:
@@ -117,10 +128,10 @@ def _streams(runs: pd.DataFrame) -> dict:
     domains = found["stream_domains"].iloc[0].split(",")
     return {
         "runs": found,
-        "matrix": accuracy_matrix(found, domains),
-        "transfer": transfer_metrics(found),
+        "matrix": accuracy_matrix(found, domains, reps),
+        "transfer": transfer_metrics(found, reps),
         "per_run": per_run_metrics(found),
-        "per_variant": variant_summary(found),
+        "per_variant": variant_summary(found, reps),
         "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
     }
 
@@ -140,15 +151,15 @@ def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
     return figures
 
 
-def _write(out: Path, dirs: list[Path], collected: tuple) -> None:
+def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     runs, records, unreadable = collected
     runs = with_costs(runs)
-    summary = summarize(runs)
-    paired = paired_differences(runs)
+    summary = summarize(runs, reps)
+    paired = paired_differences(runs, reps=reps)
     if not paired.empty:
         summary = summary.merge(paired, on=["regime", "per_class"], how="left")
-    eff = data_efficiency(runs)
-    streams = _streams(runs)
+    eff = data_efficiency(runs, reps)
+    streams = _streams(runs, reps)
     transfer = pd.concat(
         [
             streams.get("transfer", pd.DataFrame(columns=TRANSFER_COLUMNS)),
@@ -282,14 +293,18 @@ def unreadable_records(out: Path) -> list[tuple[str, str]]:
     return [(path, why) for path, why in sources.get("unreadable", [])]
 
 
-def build_report(dirs: list[Path], out: Path) -> Path:
-    """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``."""
+def build_report(dirs: list[Path], out: Path, resamples: int = RESAMPLES) -> Path:
+    """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``.
+
+    ``resamples``: random bootstrap resamples for cells with more seeds than are enumerated
+    exactly (see ``reports.aggregate.bootstrap_ci``).
+    """
     out, dirs = Path(out), [Path(d) for d in dirs]
     collected = collect(dirs)  # bad input fails here, before any folder is created
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write(tmp, dirs, collected)
+        _write(tmp, dirs, collected, resamples)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

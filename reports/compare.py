@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.aggregate import bootstrap_ci
+from reports.aggregate import RESAMPLES, bootstrap_ci
 
 BASELINE = "scratch"
 PAIRED_METHOD = (
@@ -21,7 +21,7 @@ PAIRED_METHOD = (
 POI_METHOD = "P(regime > scratch) per budget: Mann-Whitney U / (n_x n_y), ties count 1/2"
 IQM_METHOD = (
     "interquartile mean over all runs x budget cells (25% trimmed each end), "
-    "95% stratified percentile bootstrap (runs resampled within each budget)"
+    "95% stratified percentile bootstrap, 20,000 resamples (runs resampled within each budget)"
 )
 
 
@@ -31,7 +31,7 @@ def iqm(scores: np.ndarray) -> float:
 
 
 def iqm_ci(
-    scores: np.ndarray, reps: int = 2_000, level: float = 0.95, seed: int = 0
+    scores: np.ndarray, reps: int = 20_000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Stratified bootstrap: runs resampled with replacement within each task (column)."""
     scores = np.asarray(scores, float)
@@ -57,7 +57,7 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def paired_differences(
-    runs: pd.DataFrame, metric: str = "test/acc", reps: int = 10_000
+    runs: pd.DataFrame, metric: str = "test/acc", reps: int = RESAMPLES
 ) -> pd.DataFrame:
     """Per regime x budget: the mean per-seed difference to scratch, its interval, P(improve)."""
     ok = runs[runs["status"] == "ok"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.aggregate import bootstrap_ci
+from reports.aggregate import RESAMPLES, bootstrap_ci
 from reports.compare import BASELINE, iqm, iqm_ci
 from reports.curves import aulc, effective_data
 
@@ -36,7 +36,7 @@ def _grid(ok: pd.DataFrame) -> pd.DataFrame:
     return x.sort_values().to_frame("n")
 
 
-def data_efficiency(runs: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+def data_efficiency(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
     """One row per regime; columns documented in the module docstring and the report."""
     ok = runs[(runs["status"] == "ok") & runs[METRIC].notna()]
     grid = _grid(ok)

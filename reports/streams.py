@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from reports.aggregate import bootstrap_ci
+from reports.aggregate import RESAMPLES, bootstrap_ci
 from reports.collect import variants
 from reports.transfer import DEFINITIONS, stream_metrics
 
@@ -48,7 +48,9 @@ def per_run_metrics(streams: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def accuracy_matrix(streams: pd.DataFrame, domains: list[str], reps: int = 10_000) -> pd.DataFrame:
+def accuracy_matrix(
+    streams: pd.DataFrame, domains: list[str], reps: int = RESAMPLES
+) -> pd.DataFrame:
     """Per variant, stage and domain: mean accuracy over seeds and its interval."""
     t = _size(streams)
     rows = []
@@ -72,7 +74,7 @@ def accuracy_matrix(streams: pd.DataFrame, domains: list[str], reps: int = 10_00
     return pd.DataFrame(rows)
 
 
-def transfer_metrics(streams: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+def transfer_metrics(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
     """Per variant and metric: definition, mean over seeds and its interval."""
     per_run = per_run_metrics(streams)
     rows = []
@@ -94,7 +96,7 @@ def transfer_metrics(streams: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def variant_summary(streams: pd.DataFrame, reps: int = 10_000) -> pd.DataFrame:
+def variant_summary(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
     """Per variant: replay, schedule, Chaudhry forgetting and target gain with intervals."""
     per_run = per_run_metrics(streams)
     knobs = streams.groupby("variant")[["replay", "schedule"]].first()

@@ -85,3 +85,61 @@ def test_paired_differences_pair_by_seed_and_skip_failed_runs():
     assert out["diff_vs_scratch_ci_low"] == pytest.approx(0.05)
     assert out["diff_vs_scratch_ci_high"] == pytest.approx(0.1)
     assert out["p_improvement_vs_scratch"] == pytest.approx(7 / 9)
+
+
+def test_bootstrap_is_exact_up_to_ten_seeds_and_seeded_beyond():
+    from reports.aggregate import bootstrap_ci
+
+    # two values: resample means are a (1/4), (a+b)/2 (1/2), b (1/4): the 2.5% and 97.5% points
+    assert bootstrap_ci(np.array([0.2, 0.6])) == pytest.approx((0.2, 0.6))
+    five = np.array([0.61, 0.72, 0.68, 0.90, 0.55])
+    assert bootstrap_ci(five, seed=0) == bootstrap_ci(five, seed=1)  # no Monte-Carlo error
+    rng = np.random.default_rng(0)
+    many = rng.uniform(0.6, 0.9, 15)
+    lo, hi = bootstrap_ci(many, reps=100_000)
+    brute = many[rng.integers(0, 15, (200_000, 15))].mean(1)
+    assert lo == pytest.approx(np.quantile(brute, 0.025), abs=2e-3)
+    assert hi == pytest.approx(np.quantile(brute, 0.975), abs=2e-3)
+    assert np.isnan(bootstrap_ci(np.array([0.5]))[0])  # one seed: no interval
+
+
+def _runs(cells):
+    rows = []
+    for (regime, per_class, n), accs in cells.items():
+        for seed, acc in enumerate(accs):
+            rows.append(
+                {
+                    "regime": regime,
+                    "per_class": per_class,
+                    "labelled_per_class": n,
+                    "seed": seed,
+                    "status": "ok",
+                    "test/acc": acc,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_data_efficiency_uses_the_common_grid_and_counts_seeds():
+    from reports.efficiency import data_efficiency
+
+    runs = _runs(
+        {
+            (
+                "scratch",
+                "1",
+                1,
+            ): [0.2, 0.3],
+            ("scratch", "10", 10): [0.5, 0.6],
+            ("scratch", "100", 100): [0.8, 0.9],
+            ("finetune", "1", 1): [0.5, 0.5],
+            ("finetune", "100", 100): [0.9, 0.9],  # budget 10 missing for finetune
+        }
+    )
+    eff = data_efficiency(runs).set_index("regime")
+    assert eff.loc["finetune", "budgets"] == "1,100"  # the grid every regime has
+    assert eff.loc["scratch", "aulc"] == pytest.approx((0.25 + 0.85) / 2)
+    assert eff.loc["finetune", "aulc_seeds"] == 2
+    one_seed = data_efficiency(runs[runs["seed"] == 0]).set_index("regime")
+    assert np.isnan(one_seed.loc["scratch", "aulc_ci_low"])  # one seed: no interval
+    assert one_seed.loc["finetune", "dt_100_censored"] == "above"  # beyond scratch's best

@@ -1,5 +1,7 @@
 """Each regime end to end through the real stages on the composed config (tiny fits)."""
 
+import json
+
 import pytest
 import torch
 
@@ -97,3 +99,20 @@ def test_diverged_run_is_a_failed_record_not_a_crash(compose_cfg, tmp_path):
     assert "NonFiniteLossError: train/loss became" in record["error"]
     assert record["metrics"] == {}
     assert (tmp_path / "record.json").exists()
+
+
+def test_supervised_source_keeps_its_head_for_head_retained_forgetting(compose_cfg, tmp_path):
+    cfg = compose_cfg(
+        "regime=finetune", "pretrain=supervised", "pretrain.steps=40", "train.steps=20"
+    )
+    m = execute(cfg, tmp_path / "sup")["metrics"]
+    assert m["source/head_forgetting"] == pytest.approx(
+        m["source/head_acc_before"] - m["source/head_acc_after"]
+    )
+    assert m["source/head_acc_before"] > 0.3  # 10 source classes: the head really was trained
+    # fine-tuning on digits 5-9 rewrites features the 0-9 head relied on
+    assert m["source/head_acc_after"] != m["source/head_acc_before"]
+    record = json.loads((tmp_path / "sup" / "record.json").read_text())
+    assert "head-retained" in record["definitions"]["source/head_forgetting"]
+    simclr = execute(compose_cfg("regime=finetune"), tmp_path / "ssl")["metrics"]
+    assert "source/head_forgetting" not in simclr  # no source head exists
