@@ -14,9 +14,11 @@ import pandas as pd
 
 from reports.aggregate import RESAMPLES, bootstrap_ci
 from reports.compare import BASELINE, iqm, iqm_ci
-from reports.curves import aulc, effective_data
+from reports.curves import aulc, data_multiplier, effective_data, required_n
 
 METRIC = "test/acc"
+# Accuracies at which the data multiplier M = n_req(scratch) / n_req(regime) is reported.
+TARGET_ACCURACIES = (0.9, 0.95)
 AULC_METHOD = (
     "AULC: trapezoid of accuracy over ln(labelled per class) on the budgets every regime has, "
     "divided by the ln-range, per seed; mean and 95% percentile bootstrap over seeds"
@@ -24,7 +26,9 @@ AULC_METHOD = (
 TRANSFER_METHOD = (
     "effective data transferred D_T = D_E - n (labelled per class): D_E is where scratch's mean "
     "curve (monotone envelope, linear in ln n) reaches the regime's mean accuracy at n; "
-    "'>' marks a lower bound (beyond scratch's best), '<' an upper bound (below its first point)"
+    "'>' marks a lower bound (beyond scratch's best), '<' an upper bound (below its first point). "
+    "n for X%: labelled per class the regime needs to reach accuracy X (same interpolation); M: "
+    "the data multiplier n_req(scratch) / n_req(regime), '-' when either is censored"
 )
 
 
@@ -73,6 +77,9 @@ def data_efficiency(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
                 row[f"dt_{budget}"] = t.transferred
                 row[f"dt_{budget}_censored"] = t.censored
                 row[f"dt_{budget}_text"] = t.text()
+            for alpha in TARGET_ACCURACIES:
+                row[f"n_req_{alpha}"] = required_n(alpha, n, mine).text()
+                row[f"multiplier_{alpha}"] = data_multiplier(alpha, n, base, mine)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -99,4 +106,10 @@ def efficiency_table(eff: pd.DataFrame) -> pd.DataFrame:
     for b in budgets:
         if f"dt_{b}_text" in eff:
             table[f"D_T @ {b}"] = eff[f"dt_{b}_text"].to_list()
+    for alpha in TARGET_ACCURACIES:
+        if f"multiplier_{alpha}" in eff:
+            table[f"n for {alpha:.0%} (M)"] = [
+                f"{req} ({m:.2f}x)" if m == m else f"{req} (-)"  # m != m: censored, no M
+                for req, m in zip(eff[f"n_req_{alpha}"], eff[f"multiplier_{alpha}"], strict=True)
+            ]
     return table

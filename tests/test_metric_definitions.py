@@ -143,3 +143,7 @@ def test_data_efficiency_uses_the_common_grid_and_counts_seeds():
     one_seed = data_efficiency(runs[runs["seed"] == 0]).set_index("regime")
     assert np.isnan(one_seed.loc["scratch", "aulc_ci_low"])  # one seed: no interval
     assert one_seed.loc["finetune", "dt_100_censored"] == "above"  # beyond scratch's best
+    # scratch never reaches 90%: its n is a lower bound and the multiplier is not defined
+    assert eff.loc["scratch", "n_req_0.9"] == ">100" and np.isnan(
+        eff.loc["finetune", "multiplier_0.9"]
+    )
