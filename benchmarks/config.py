@@ -66,6 +66,8 @@ class DomainConfig:
     download: bool = False  # torchvision: fetch into root where a network exists
     test_root: str | None = None  # imagefolder: a separate test tree (else a seeded split)
     unlabeled: bool = False  # stl10: add the unlabeled split for self-supervised stages
+    in_memory: bool = True  # imagefolder: false = decode files in DataLoader workers on demand
+    workers: int = 2  # DataLoader worker processes for in_memory=false
     fractal: FractalConfig | None = None
 
 
@@ -242,6 +244,13 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
             "unset",
             f"the folder that holds the {dom.dataset} files ({prefix}.root=/path)",
         )
+    _check(
+        dom.in_memory or dom.dataset == "imagefolder",
+        f"{prefix}.in_memory",
+        False,
+        f"true for {dom.dataset} (streaming from files is built for imagefolder trees)",
+    )
+    _check(dom.workers >= 0, f"{prefix}.workers", dom.workers, "an int >= 0")
     try:
         shifts.parse(OmegaConf.to_container(dom, resolve=True)["transform"])
     except shifts.ShiftError as err:

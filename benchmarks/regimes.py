@@ -17,6 +17,7 @@ from benchmarks.cache import cached
 from benchmarks.stages import RunContext
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features
+from lightning_modules.streaming import materialize
 
 Metrics = dict[str, float]
 
@@ -134,8 +135,8 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
 
 def pixels(ctx: RunContext) -> Metrics:
     """The floor: the same logistic-regression probe on the raw input pixels."""
-    flat_train = ctx.target.x_train.flatten(1).to(ctx.device)
-    flat_test = ctx.target.x_test.flatten(1).to(ctx.device)
+    flat_train = materialize(ctx.target.x_train).flatten(1).to(ctx.device)
+    flat_test = materialize(ctx.target.x_test).flatten(1).to(ctx.device)
     return _probe_metrics(ctx, flat_train, flat_test)
 
 

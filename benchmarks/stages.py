@@ -36,6 +36,7 @@ from lightning_modules.domains import Domain, DomainError, build_domain
 from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
+from lightning_modules.streaming import Images, concat, take
 
 CACHE_VERSION = 3  # bump when a change to the code changes what a cached artefact contains
 
@@ -145,7 +146,7 @@ def probe_accuracy(
     """
     x_train, labels = dom.x_train, dom.y_train
     if labelled is not None:
-        x_train, labels = x_train[labelled], labels[labelled]
+        x_train, labels = take(x_train, labelled), labels[labelled]
     ftr = extract_features(backbone, x_train.to(ctx.device))
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
     p = ctx.cfg.probe
@@ -158,11 +159,11 @@ def probe_accuracy(
     return acc, probe.l2
 
 
-def ssl_images(dom: Domain) -> torch.Tensor:
+def ssl_images(dom: Domain) -> Images:
     """Every image a self-supervised stage may use: train split plus unlabelled extras."""
     if dom.x_unlabeled is None:
         return dom.x_train
-    return torch.cat([dom.x_train, dom.x_unlabeled])
+    return concat([dom.x_train, dom.x_unlabeled])
 
 
 def weights_backbone(cfg: DictConfig) -> nn.Module:
@@ -307,7 +308,7 @@ def continued_backbone(
             schedule=c.schedule,
         )
         x_new = ssl_images(target).to(ctx.device)
-        x_old = torch.cat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else x_new[:0]
+        x_old = concat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else None
         seed = cfg.seed + 1000 * (stage - 1)
         fit(cfg, module, ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed))
         return clone_state(backbone), {
@@ -380,7 +381,7 @@ def classifier_and_batches(
         cfg.seed,
         head_init,
     )
-    x = ctx.target.x_train[ctx.labelled].to(ctx.device)
+    x = take(ctx.target.x_train, ctx.labelled).to(ctx.device)
     y = ctx.target.y_train[ctx.labelled].to(ctx.device)
     return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed)
 

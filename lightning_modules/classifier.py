@@ -21,17 +21,25 @@ from torch import nn
 from lightning_modules.augment import random_affine
 from lightning_modules.datamodules import normalize
 from lightning_modules.probe import normalize_features
+from lightning_modules.streaming import Images, chunks
 
 
 def warmup_cosine(
     optimizer: torch.optim.Optimizer, steps: int, warmup_fraction: float
 ) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up then cosine decay to zero over ``steps`` (per-step schedule)."""
+    """Linear warm-up then cosine decay to zero over ``steps`` (per-step schedule).
+
+    OneCycleLR's warm-up phase ends at step ``pct_start * steps - 1``; when that is exactly 0
+    (10 steps at 10% warm-up) the phase has zero length and torch divides by zero, so such a
+    warm-up is stretched to two steps. Every other length keeps torch's schedule unchanged.
+    """
+    total = max(steps, 2)
+    pct = warmup_fraction if round(warmup_fraction * total, 9) != 1.0 else min(2.0 / total, 0.5)
     return torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=[g["lr"] for g in optimizer.param_groups],
-        total_steps=max(steps, 2),
-        pct_start=warmup_fraction,
+        total_steps=total,
+        pct_start=pct,
         anneal_strategy="cos",
         cycle_momentum=False,
         div_factor=25.0,
@@ -128,7 +136,7 @@ class ClassifierModule(L.LightningModule):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     @torch.no_grad()
-    def predict_logits(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    def predict_logits(self, x: Images, batch_size: int = 1024) -> torch.Tensor:
         """Logits in eval mode, in batches, without augmentation."""
         self.eval()
-        return torch.cat([self(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+        return torch.cat([self(chunk) for chunk in chunks(x, batch_size)])

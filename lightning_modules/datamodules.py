@@ -12,6 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
+from lightning_modules.streaming import Images, StreamedImages, concat
+
 # Inputs are standardised with fixed constants (the digits pixel mean/std at 16x16), not with
 # statistics of the labelled subset, so every budget and regime sees the same input scale.
 PIXEL_MEAN = 0.30
@@ -27,7 +29,8 @@ class RandomBatches:
     """``steps`` batches sampled with replacement; an iterable Lightning accepts as a loader.
 
     Args:
-        x: inputs, already normalised and on the training device.
+        x: inputs on the training device, or :class:`StreamedImages` (decoded by DataLoader
+            workers from the same index sequence).
         y: labels, or None for unlabelled (self-supervised) data.
         batch_size: examples per batch.
         steps: number of batches (= optimiser steps of one epoch).
@@ -35,7 +38,7 @@ class RandomBatches:
     """
 
     def __init__(
-        self, x: torch.Tensor, y: torch.Tensor | None, batch_size: int, steps: int, seed: int
+        self, x: Images, y: torch.Tensor | None, batch_size: int, steps: int, seed: int
     ) -> None:
         self.x, self.y = x, y
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
@@ -43,7 +46,8 @@ class RandomBatches:
     def __len__(self) -> int:
         return self.steps
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _indices(self) -> Iterator[torch.Tensor]:
+        """The rows of every batch (on the CPU), drawn from one seeded generator."""
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         n = self.x.shape[0]
         rank, world = _rank_and_world()
@@ -51,9 +55,22 @@ class RandomBatches:
             idx = torch.randint(0, n, (self.batch_size,), generator=gen)
             # Under DDP every rank draws the same global batch and keeps its own slice, so the
             # global batch (and what one step sees) is the configured one at any device count.
-            idx = idx[rank::world].to(self.x.device)
-            y = self.y[idx] if self.y is not None else idx
-            yield self.x[idx], y
+            yield idx[rank::world]
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        device = self.x.device
+        if isinstance(self.x, StreamedImages):
+            sampler = [idx.tolist() for idx in self._indices()]
+            for images, idx in self.x.loader(batch_sampler=sampler):
+                idx = idx.to(device)
+                yield images.to(device, non_blocking=True), self._labels(idx)
+            return
+        for idx in self._indices():
+            idx = idx.to(device)
+            yield self.x[idx], self._labels(idx)
+
+    def _labels(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.y[idx] if self.y is not None else idx
 
 
 class ReplayBatches(RandomBatches):
@@ -66,29 +83,28 @@ class ReplayBatches(RandomBatches):
 
     def __init__(
         self,
-        x_new: torch.Tensor,
-        x_old: torch.Tensor,
+        x_new: Images,
+        x_old: Images | None,
         fraction: float,
         batch_size: int,
         steps: int,
         seed: int,
     ) -> None:
-        self.n_new, self.n_old = x_new.shape[0], x_old.shape[0]
+        self.n_new, self.n_old = x_new.shape[0], 0 if x_old is None else x_old.shape[0]
         self.k_old = round(fraction * batch_size) if self.n_old else 0
-        x = torch.cat([x_new, x_old]) if self.k_old else x_new
+        x = concat([x_new, x_old]) if self.k_old and x_old is not None else x_new
         super().__init__(x, None, batch_size, steps, seed)
 
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _indices(self) -> Iterator[torch.Tensor]:
         if self.k_old == 0:  # no replay: exactly the batches of plain RandomBatches on x_new
-            yield from super().__iter__()
+            yield from super()._indices()
             return
         gen = torch.Generator(device="cpu").manual_seed(self.seed)
         rank, world = _rank_and_world()
         for _ in range(self.steps):
             new = torch.randint(0, self.n_new, (self.batch_size - self.k_old,), generator=gen)
             old = self.n_new + torch.randint(0, self.n_old, (self.k_old,), generator=gen)
-            idx = torch.cat([new, old])[rank::world].to(self.x.device)
-            yield self.x[idx], idx
+            yield torch.cat([new, old])[rank::world]
 
 
 def _rank_and_world() -> tuple[int, int]:

@@ -25,6 +25,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
+
+from lightning_modules.streaming import Images, StreamedImages, take
 
 
 class DataError(ValueError):
@@ -35,9 +38,9 @@ class DataError(ValueError):
 class Raw:
     """A dataset as loaded: images (N, C, H, W) float in [0, 1], labels, class names."""
 
-    x_train: torch.Tensor
+    x_train: Images
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Images
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     x_unlabeled: torch.Tensor | None = None
@@ -45,7 +48,7 @@ class Raw:
 
 def _images(array: np.ndarray, channels_last: bool) -> torch.Tensor:
     """uint8 (N, H, W[, C]) or (N, C, H, W) -> float (N, C, H, W) in [0, 1]."""
-    x = torch.from_numpy(np.asarray(array))
+    x = torch.from_numpy(np.require(array, requirements="W"))  # PIL arrays are read-only
     if x.ndim == 3:
         x = x.unsqueeze(1)
     elif channels_last:
@@ -53,15 +56,19 @@ def _images(array: np.ndarray, channels_last: bool) -> torch.Tensor:
     return x.contiguous().float().div_(255.0)
 
 
-def _split(
-    x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: int
-) -> tuple[torch.Tensor, ...]:
+def _split_indices(y: torch.Tensor, test_fraction: float, seed: int) -> tuple[torch.Tensor, ...]:
     """A stratified train/test split that depends only on ``seed`` (never the run seed)."""
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
     tr, te = train_test_split(idx, test_size=test_fraction, stratify=y.numpy(), random_state=seed)
-    tr, te = torch.from_numpy(tr), torch.from_numpy(te)  # the split's own order, as always
+    return torch.from_numpy(tr), torch.from_numpy(te)  # the split's own order, as always
+
+
+def _split(
+    x: torch.Tensor, y: torch.Tensor, test_fraction: float, seed: int
+) -> tuple[torch.Tensor, ...]:
+    tr, te = _split_indices(y, test_fraction, seed)
     return x[tr], y[tr], x[te], y[te]
 
 
@@ -193,8 +200,61 @@ def _read_folder(root: Path, image_size: int, classes: list[str] | None) -> tupl
     return _images(arrays, mode == "RGB"), torch.tensor(labels).long(), tuple(names)
 
 
+class FolderImages(Dataset):
+    """Image files decoded one at a time (the streamed path): PIL, resized, as float tensors."""
+
+    def __init__(self, paths: list[str], image_size: int, mode: str) -> None:
+        self.paths, self.image_size, self.mode = paths, image_size, mode
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        from PIL import Image
+
+        with Image.open(self.paths[i]) as img:
+            img = img.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
+            array = np.asarray(img.convert(self.mode))
+        return _images(array[None], self.mode == "RGB")[0], i
+
+
+def _path(path: str) -> str:
+    return path
+
+
+def _stream_folder(root: Path, image_size: int, workers: int, classes: list[str] | None) -> tuple:
+    """List an ImageFolder tree without decoding it; the first image decides RGB or gray."""
+    from PIL import Image
+    from torchvision.datasets import ImageFolder
+
+    if not root.is_dir():
+        raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root")
+    folder = ImageFolder(str(root), loader=_path)  # paths only, nothing decoded
+    if classes is not None and folder.classes != classes:
+        raise DataError(f"imagefolder: {root} has classes {folder.classes}, expected {classes}")
+    paths = [path for path, _ in folder.samples]
+    with Image.open(paths[0]) as first:
+        mode = "RGB" if first.mode in ("RGB", "RGBA", "P", "CMYK") else "L"
+    shape = (len(paths), 3 if mode == "RGB" else 1, image_size, image_size)
+    images = StreamedImages(FolderImages(paths, image_size, mode), shape, workers)
+    return images, torch.tensor([label for _, label in folder.samples]), tuple(folder.classes)
+
+
 def imagefolder(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
-    """A class-per-folder tree; ``test_root`` (same classes) or a seeded stratified split."""
+    """A class-per-folder tree; ``test_root`` (same classes) or a seeded stratified split.
+
+    ``in_memory: false`` lists the files and decodes them in DataLoader workers as they are
+    needed, instead of decoding every image up front.
+    """
+    if spec.get("in_memory") is False:
+        workers = int(spec.get("workers") or 0)
+        x, y, names = _stream_folder(_root(spec), image_size, workers, None)
+        if spec.get("test_root"):
+            test_root = Path(spec["test_root"]).expanduser()
+            x_te, y_te, _ = _stream_folder(test_root, image_size, workers, list(names))
+            return Raw(x, y, x_te, y_te, names)
+        tr, te = _split_indices(y, spec["test_fraction"], spec["split_seed"])
+        return Raw(take(x, tr), y[tr], take(x, te), y[te], names)
     x, y, names = _read_folder(_root(spec), image_size, None)
     if spec.get("test_root"):
         x_te, y_te, _ = _read_folder(Path(spec["test_root"]).expanduser(), image_size, list(names))

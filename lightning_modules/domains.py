@@ -17,6 +17,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lightning_modules import shifts
 from lightning_modules.datasets import LOADERS, DataError, load
+from lightning_modules.streaming import Images, StreamedImages, mapped, take
 
 DATASETS = tuple(LOADERS)
 
@@ -34,9 +35,9 @@ class Domain:
     """
 
     name: str
-    x_train: torch.Tensor
+    x_train: Images  # a tensor, or StreamedImages for data.in_memory=false
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    x_test: Images
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     x_unlabeled: torch.Tensor | None = None  # extra images for self-supervised stages only
@@ -70,6 +71,27 @@ def _channels(x: torch.Tensor, in_chans: int) -> torch.Tensor:
     raise DomainError(f"cannot convert {x.shape[1]}-channel images to model.in_chans={in_chans}")
 
 
+class Prepare:
+    """Shift at native resolution, convert channels, resize: for a batch or one image.
+
+    A class rather than a closure so that streamed domains can be pickled to DataLoader workers
+    and DDP processes.
+    """
+
+    def __init__(self, transform: object, seed: int, in_chans: int, image_size: int) -> None:
+        self.transform, self.seed = transform, seed
+        self.in_chans, self.image_size = in_chans, image_size
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """A (N, C, H, W) batch."""
+        x = shifts.apply(x, self.transform, self.seed)
+        return _resize(_channels(x, self.in_chans), self.image_size).contiguous()
+
+    def one(self, image: torch.Tensor) -> torch.Tensor:
+        """One (C, H, W) image (random shifts draw the same numbers for every image)."""
+        return self(image[None])[0]
+
+
 @functools.lru_cache(maxsize=32)
 def build_domain(
     name: str, spec_json: str, image_size: int, in_chans: int, cache_dir: str
@@ -100,16 +122,16 @@ def build_domain(
     lookup = torch.full((len(all_classes),), -1, dtype=torch.long)
     lookup[list(keep)] = torch.arange(len(keep))
 
-    def prepare(x: torch.Tensor) -> torch.Tensor:
-        x = shifts.apply(x, spec["transform"], spec["split_seed"])
-        return _resize(_channels(x, in_chans), image_size).contiguous()
+    pipeline = Prepare(spec["transform"], spec["split_seed"], in_chans, image_size)
 
-    def select(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = lookup[y] >= 0
-        return prepare(x[mask]), lookup[y[mask]]
+    def select(x: Images, y: torch.Tensor) -> tuple[Images, torch.Tensor]:
+        rows = (lookup[y] >= 0).nonzero().squeeze(1)
+        if isinstance(x, StreamedImages):  # the same steps, per image as it is decoded
+            return mapped(take(x, rows), pipeline.one, in_chans), lookup[y[rows]]
+        return pipeline(x[rows]), lookup[y[rows]]
 
     xtr, ytr = select(raw.x_train, raw.y_train)
     xte, yte = select(raw.x_test, raw.y_test)
-    extra = prepare(raw.x_unlabeled) if raw.x_unlabeled is not None else None
+    extra = pipeline(raw.x_unlabeled) if raw.x_unlabeled is not None else None
     names = tuple(raw.class_names[c] for c in keep)
     return Domain(name, xtr, ytr, xte, yte, names, extra)

@@ -24,6 +24,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lightning_modules.datamodules import normalize
+from lightning_modules.streaming import Images, chunks
 
 FEATURE_SCALE = 10.0  # norm of every feature vector the probe sees; sets the l2 grid's scale
 
@@ -122,17 +123,13 @@ def fit_probe(
 
 
 @torch.no_grad()
-def extract_features(
-    backbone: nn.Module, images: torch.Tensor, batch_size: int = 1024
-) -> torch.Tensor:
+def extract_features(backbone: nn.Module, images: Images, batch_size: int = 1024) -> torch.Tensor:
     """Penultimate features in eval mode (BatchNorm running stats, no dropout), no augmentation.
 
     The module's train/eval mode is restored afterwards, so calling this mid-training is safe.
     """
     was_training = backbone.training
     backbone.eval()
-    out = [
-        backbone(normalize(images[i : i + batch_size])) for i in range(0, len(images), batch_size)
-    ]
+    out = [backbone(normalize(chunk)) for chunk in chunks(images, batch_size)]
     backbone.train(was_training)
     return torch.cat(out).float()

@@ -1,5 +1,6 @@
 import math
 
+import pytest
 import timm
 import torch
 
@@ -74,3 +75,17 @@ def test_nt_xent_decreases_when_training_an_encoder():
         opt.step()
         losses.append(float(loss))
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.3
+
+
+@pytest.mark.parametrize("steps", [2, 4, 5, 10, 20, 150])
+def test_warmup_schedule_works_for_any_length(steps):
+    from lightning_modules.classifier import warmup_cosine
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    sched = warmup_cosine(opt, steps, 0.1)  # 10 steps at 10% used to divide by zero
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert all(lr > 0 for lr in lrs) and max(lrs) <= 1.0 + 1e-9

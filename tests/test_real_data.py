@@ -127,3 +127,25 @@ def test_presets_compose_and_validate(experiment, compose_cfg):
 def test_imagefolder_without_root_is_named(compose_cfg):
     with pytest.raises(ConfigError, match=r"data.root='unset' is invalid; allowed: the folder"):
         validate(compose_cfg("data=imagefolder"), READS)
+
+
+def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
+    """data.in_memory=false: files decoded by DataLoader workers, the same numbers as in memory."""
+    from lightning_modules.streaming import StreamedImages, materialize
+
+    write_tree(tmp_path / "shapes")
+    from benchmarks.run import _context
+
+    base = ["data=imagefolder", f"data.root={tmp_path / 'shapes'}", "budget.per_class=3"]
+    streamed_ctx = _context(compose_cfg(*base, "data.in_memory=false", "data.workers=2"))
+    memory_ctx = _context(compose_cfg(*base))
+    assert isinstance(streamed_ctx.target.x_train, StreamedImages)
+    assert torch.equal(materialize(streamed_ctx.target.x_train), memory_ctx.target.x_train)
+    for regime in ("scratch", "finetune", "linear_probe", "pixels"):
+        got = execute(
+            compose_cfg(*base, f"regime={regime}", "data.in_memory=false", "data.workers=2"),
+            tmp_path / f"s_{regime}",
+        )
+        want = execute(compose_cfg(*base, f"regime={regime}"), tmp_path / f"m_{regime}")
+        assert got["status"] == "ok", got["error"]
+        assert got["metrics"]["test/acc"] == want["metrics"]["test/acc"], regime
