@@ -131,7 +131,6 @@ class ClassifierModule(L.LightningModule):
                 {"params": self.head.parameters(), "lr": hp.head_lr},
             ],
             weight_decay=hp.weight_decay,
-            foreach=True,  # torch picks the per-tensor loop on CPU; this is 4% faster, same bits
         )
         sched = warmup_cosine(opt, hp.steps, hp.warmup_fraction)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

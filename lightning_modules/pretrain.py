@@ -96,9 +96,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         """AdamW over backbone and head with the stage's schedule (per step)."""
         hp = self.hparams
-        opt = torch.optim.AdamW(
-            self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay, foreach=True
-        )  # foreach: faster than torch's CPU default (a per-tensor loop), the same numbers
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
         if hp.schedule == "constant":
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         else:
