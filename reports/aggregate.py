@@ -80,6 +80,14 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def mean_ci(values: np.ndarray, reps: int = RESAMPLES) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high) of the non-NaN values; NaNs where there are too few."""
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    mean = float(values.mean()) if len(values) else float("nan")
+    return (mean, *bootstrap_ci(values, reps))
+
+
 def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
     """Add wall-clock cost columns per run (seconds).
 
@@ -121,9 +129,8 @@ def summarize(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
         }
         for metric in METRICS:
             vals = ok[metric].to_numpy(dtype=float) if metric in ok else np.array([])
-            vals = vals[~np.isnan(vals)]
-            row[f"{metric}_mean"] = float(vals.mean()) if len(vals) else float("nan")
-            row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = bootstrap_ci(vals, reps)
+            stats = mean_ci(vals, reps)
+            row[f"{metric}_mean"], row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = stats
         for cost in COSTS:
             if cost in ok:
                 row[f"{cost}_mean"] = float(ok[cost].mean())

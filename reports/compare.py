@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.aggregate import RESAMPLES, bootstrap_ci
+from reports.aggregate import RESAMPLES, mean_ci
 
 BASELINE = "scratch"
 PAIRED_METHOD = (
@@ -63,29 +63,34 @@ def paired_differences(
     ok = runs[runs["status"] == "ok"]
     if BASELINE not in set(ok["regime"]):
         return pd.DataFrame()
-    base = ok[ok["regime"] == BASELINE].set_index(["per_class", "seed"])[metric]
+    base = ok[ok["regime"] == BASELINE]
     rows = []
     for (regime, per_class), cell in ok.groupby(["regime", "per_class"]):
-        if regime == BASELINE:
+        theirs = base.loc[base["per_class"] == per_class, metric]
+        if regime == BASELINE or theirs.empty:
             continue
-        mine = cell.set_index("seed")[metric]
-        theirs = base.xs(per_class, level="per_class") if per_class in base.index else None
-        if theirs is None:
-            continue
-        seeds = mine.index.intersection(theirs.index)
-        diffs = (mine.loc[seeds] - theirs.loc[seeds]).to_numpy(float)
-        lo, hi = bootstrap_ci(diffs, reps)
+        diffs = paired(ok, regime, BASELINE, per_class, metric)
+        mean, lo, hi = mean_ci(diffs, reps)
         rows.append(
             {
                 "regime": regime,
                 "per_class": per_class,
-                "n_pairs": len(seeds),
-                "diff_vs_scratch_mean": float(diffs.mean()) if len(diffs) else float("nan"),
+                "n_pairs": len(diffs),
+                "diff_vs_scratch_mean": mean,
                 "diff_vs_scratch_ci_low": lo,
                 "diff_vs_scratch_ci_high": hi,
                 "p_improvement_vs_scratch": probability_of_improvement(
-                    mine.to_numpy(), theirs.to_numpy()
+                    cell[metric].to_numpy(), theirs.to_numpy()
                 ),
             }
         )
     return pd.DataFrame(rows)
+
+
+def paired(runs: pd.DataFrame, a: str, b: str, per_class: str, metric: str) -> np.ndarray:
+    """Per-seed differences a - b at one budget, over the seeds both have."""
+    cell = runs[(runs["per_class"] == per_class) & runs["regime"].isin([a, b])]
+    wide = cell.pivot_table(index="seed", columns="regime", values=metric)
+    if a not in wide or b not in wide:
+        return np.array([])
+    return (wide[a] - wide[b]).dropna().to_numpy(float)

@@ -12,6 +12,7 @@ import pandas as pd
 
 from reports.aggregate import bootstrap_ci
 from reports.collect import budget_order
+from reports.compare import paired
 
 DEEP = ("scratch", "linear_probe", "finetune", "incremental_pretrain")
 WITHIN = 0.01  # "within" margin for the linear probe against finetune
@@ -27,15 +28,6 @@ def _budget(per_class: str) -> str:
     return f"{per_class} example{'' if per_class == '1' else 's'} per class"
 
 
-def _paired(runs: pd.DataFrame, a: str, b: str, per_class: str, metric: str) -> np.ndarray:
-    """Per-seed differences a - b at one budget (seeds both have)."""
-    cell = runs[(runs["per_class"] == per_class) & runs["regime"].isin([a, b])]
-    wide = cell.pivot_table(index="seed", columns="regime", values=metric)
-    if a not in wide or b not in wide:
-        return np.array([])
-    return (wide[a] - wide[b]).dropna().to_numpy(float)
-
-
 def _budgets(runs: pd.DataFrame) -> list[str]:
     values = pd.Series(runs["per_class"].unique())
     return list(values.iloc[np.argsort(budget_order(values).to_numpy())])
@@ -48,7 +40,7 @@ def versus_scratch(runs: pd.DataFrame) -> list[str]:
     if "scratch" not in set(runs["regime"]) or not regimes:
         return out
     for per_class in _budgets(runs):
-        diffs = {r: _paired(runs, r, "scratch", per_class, "test/acc") for r in regimes}
+        diffs = {r: paired(runs, r, "scratch", per_class, "test/acc") for r in regimes}
         diffs = {r: d for r, d in diffs.items() if len(d)}
         if not diffs:
             continue
@@ -77,7 +69,7 @@ def probe_versus_finetune(runs: pd.DataFrame) -> list[str]:
         return []
     within, behind = [], []
     for per_class in _budgets(runs):
-        d = _paired(runs, "linear_probe", "finetune", per_class, "test/acc")
+        d = paired(runs, "linear_probe", "finetune", per_class, "test/acc")
         if len(d) < 2:
             continue
         lo, hi = bootstrap_ci(d)
@@ -110,7 +102,7 @@ def pixel_floor(runs: pd.DataFrame) -> list[str]:
         return []
     out = []
     for per_class in _budgets(runs):
-        diffs = {r: _paired(runs, r, "pixels", per_class, "test/acc") for r in deep}
+        diffs = {r: paired(runs, r, "pixels", per_class, "test/acc") for r in deep}
         diffs = {r: d for r, d in diffs.items() if len(d) >= 2}
         if not diffs:
             continue

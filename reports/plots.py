@@ -142,17 +142,26 @@ def accuracy_matrices(matrix: pd.DataFrame) -> Figure:
     return fig
 
 
+def _err(frame: pd.DataFrame, prefix: str) -> list:
+    """Asymmetric error bars (below, above the mean) from ``<prefix>_mean/_ci_low/_ci_high``."""
+    mean = frame[f"{prefix}_mean"].to_numpy(float)
+    low, high = (
+        frame[f"{prefix}_ci_low"].to_numpy(float),
+        frame[f"{prefix}_ci_high"].to_numpy(float),
+    )
+    return [mean - low, high - mean]
+
+
 def forgetting_vs_replay(per_variant: pd.DataFrame) -> Figure:
     """Chaudhry forgetting against replay fraction, one line per schedule, 95% CI bars."""
     fig = plt.figure(figsize=(6, 4))
     ax = fig.add_subplot()
     for schedule, cell in per_variant.groupby("schedule"):
         cell = cell.sort_values("replay")
-        err = [cell["fgt_mean"] - cell["fgt_ci_low"], cell["fgt_ci_high"] - cell["fgt_mean"]]
         ax.errorbar(
             cell["replay"],
             cell["fgt_mean"],
-            yerr=err,
+            yerr=_err(cell, "fgt"),
             marker="o",
             capsize=3,
             label=f"schedule: {schedule}",
@@ -170,15 +179,16 @@ def forgetting_tradeoff(per_variant: pd.DataFrame) -> Figure:
     """Forgetting against target gain per variant: what each mitigation costs and buys."""
     fig = plt.figure(figsize=(6, 4.5))
     ax = fig.add_subplot()
-    for row in per_variant.itertuples():
+    for _, row in per_variant.iterrows():
+        one = row.to_frame().T
         ax.errorbar(
-            row.gain_mean,
-            row.fgt_mean,
-            xerr=[[row.gain_mean - row.gain_ci_low], [row.gain_ci_high - row.gain_mean]],
-            yerr=[[row.fgt_mean - row.fgt_ci_low], [row.fgt_ci_high - row.fgt_mean]],
+            row["gain_mean"],
+            row["fgt_mean"],
+            xerr=_err(one, "gain"),
+            yerr=_err(one, "fgt"),
             marker="o",
             capsize=3,
-            label=row.variant,
+            label=row["variant"],
         )
     ax.set_xlabel("target gain: R[T,T] - R[1,T] (last domain)")
     ax.set_ylabel("forgetting (max - final, Chaudhry)")

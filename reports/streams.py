@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from reports.aggregate import RESAMPLES, bootstrap_ci
+from reports.aggregate import RESAMPLES, mean_ci
 from reports.collect import variants
 from reports.transfer import DEFINITIONS, stream_metrics
 
@@ -58,18 +58,11 @@ def accuracy_matrix(
         for i in range(t):
             for j in range(t):
                 vals = group[f"R/{i}/{j}"].to_numpy(float)
-                lo, hi = bootstrap_ci(vals, reps)
+                mean, lo, hi = mean_ci(vals, reps)
+                cell = {"stage": i, "stage_domain": domains[i], "domain": domains[j]}
                 rows.append(
-                    {
-                        "variant": variant,
-                        "stage": i,
-                        "stage_domain": domains[i],
-                        "domain": domains[j],
-                        "mean": float(vals.mean()),
-                        "ci_low": lo,
-                        "ci_high": hi,
-                        "n_seeds": len(vals),
-                    }
+                    {"variant": variant, **cell, "mean": mean, "ci_low": lo, "ci_high": hi}
+                    | {"n_seeds": len(vals)}
                 )
     return pd.DataFrame(rows)
 
@@ -81,17 +74,10 @@ def transfer_metrics(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFra
     for variant, group in per_run.groupby("variant"):
         for metric, definition in DEFINITIONS.items():
             vals = group[metric].to_numpy(float)
-            lo, hi = bootstrap_ci(vals, reps)
+            value, lo, hi = mean_ci(vals, reps)
             rows.append(
-                {
-                    "variant": variant,
-                    "metric": metric,
-                    "definition": definition,
-                    "value": float(vals.mean()),
-                    "ci_low": lo,
-                    "ci_high": hi,
-                    "n_seeds": len(vals),
-                }
+                {"variant": variant, "metric": metric, "definition": definition}
+                | {"value": value, "ci_low": lo, "ci_high": hi, "n_seeds": len(vals)}
             )
     return pd.DataFrame(rows)
 
@@ -104,12 +90,9 @@ def variant_summary(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFram
     for variant, group in per_run.groupby("variant"):
         row = {"variant": variant, **knobs.loc[variant].to_dict(), "n_seeds": len(group)}
         for short, metric in (("fgt", "forgetting_max"), ("gain", "target_gain")):
-            vals = group[metric].to_numpy(float)
-            lo, hi = bootstrap_ci(vals, reps)
-            row |= {
-                f"{short}_mean": float(vals.mean()),
-                f"{short}_ci_low": lo,
-                f"{short}_ci_high": hi,
-            }
+            stats = mean_ci(group[metric].to_numpy(float), reps)
+            row |= dict(
+                zip((f"{short}_mean", f"{short}_ci_low", f"{short}_ci_high"), stats, strict=True)
+            )
         rows.append(row)
     return pd.DataFrame(rows)
