@@ -149,3 +149,31 @@ def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
         want = execute(compose_cfg(*base, f"regime={regime}"), tmp_path / f"m_{regime}")
         assert got["status"] == "ok", got["error"]
         assert got["metrics"]["test/acc"] == want["metrics"]["test/acc"], regime
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (
+            ["data=cifar10", "data.root=/x", "data.in_memory=false"],
+            r"data.in_memory=False is invalid; allowed: true for cifar10",
+        ),
+        (
+            ["data=imagefolder", "data.root=/x", "data.workers=-1"],
+            r"data.workers=-1 is invalid; allowed: an int >= 0",
+        ),
+        (["data.transform=[rot90,spin]"], r"data.transform='spin' is unknown"),
+        (
+            ["regime=continual_pretrain", "continued_pretrain.schedule=cyclic"],
+            r"continued_pretrain.schedule='cyclic' is invalid",
+        ),
+        (
+            ["data=fractaldb", "data.fractal.instances=200"],
+            r"data.fractal.instances=200 is invalid; allowed: 1..100",
+        ),
+    ],
+)
+def test_new_options_reject_nonsense_in_one_line(overrides, match, compose_cfg):
+    with pytest.raises(ConfigError, match=match) as err:
+        validate(compose_cfg(*overrides), READS)
+    assert "\n" not in str(err.value)
