@@ -62,23 +62,45 @@ def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
 
 
 def throughput(cache: Path, repeats: int) -> dict[str, Any]:
-    """Median over repeats of (bare-loop time / suite time) for one default target fit."""
+    """Median over repeats of (bare-loop time / suite time) for one default target fit.
+
+    One discarded warm-up pair first (the first fit of a process pays oneDNN's kernel setup),
+    then pairs whose order alternates, so neither side always runs on a warmer cache. The
+    quartiles of the per-pair ratios show how much this machine's timing noise moves the median.
+    """
     ctx = _context(_cfg(cache, "regime=scratch", "budget.per_class=all"))
     torch.set_num_threads(ctx.cfg.threads)
-    ratios, suite_s, bare_s = [], [], []
-    for _ in range(repeats):
+
+    def suite() -> float:
         module, batches = _module(ctx)
         start = time.perf_counter()
         stages.fit(ctx.cfg, module, batches)
-        suite_s.append(time.perf_counter() - start)
+        return time.perf_counter() - start
+
+    def bare() -> float:
         module, batches = _module(ctx)
+        if ctx.cfg.trainer.channels_last:  # what stages.fit does to the suite's module
+            module = module.to(memory_format=torch.channels_last)
         start = time.perf_counter()
         bare_loop(module, batches)
-        bare_s.append(time.perf_counter() - start)
-        ratios.append(bare_s[-1] / suite_s[-1])
+        return time.perf_counter() - start
+
+    suite(), bare()
+    suite_s, bare_s = [], []
+    for i in range(repeats):
+        if i % 2:
+            bare_s.append(bare())
+            suite_s.append(suite())
+        else:
+            suite_s.append(suite())
+            bare_s.append(bare())
+    ratios = [b / s for s, b in zip(suite_s, bare_s, strict=True)]
+    quartiles = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else ratios * 3
     steps = ctx.cfg.train.steps
     return {
         "train_throughput_ratio": statistics.median(ratios),
+        "train_throughput_ratio_q1": quartiles[0],
+        "train_throughput_ratio_q3": quartiles[2],
         "suite_steps_per_s": steps / statistics.median(suite_s),
         "bare_steps_per_s": steps / statistics.median(bare_s),
     }
@@ -197,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     parser.add_argument(
-        "--repeats", type=positive_int, default=5, help="throughput repeats (median)"
+        "--repeats", type=positive_int, default=11, help="throughput repeats (median)"
     )
     parser.add_argument(
         "--sweep",

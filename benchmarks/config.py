@@ -161,7 +161,7 @@ class TrainerConfig:
     devices: int = MISSING
     strategy: str = MISSING
     precision: str = MISSING
-    channels_last: bool = MISSING  # NHWC weights: faster convolutions on GPU tensor cores
+    channels_last: bool = MISSING  # NHWC weights: faster convolutions (GPU tensor cores, oneDNN)
     enable_progress_bar: bool = MISSING
 
 

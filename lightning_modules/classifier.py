@@ -20,41 +20,9 @@ from torch import nn
 
 from lightning_modules.augment import random_affine
 from lightning_modules.datamodules import normalize
+from lightning_modules.optim import adamw, check_finite, warmup_cosine
 from lightning_modules.probe import normalize_features
 from lightning_modules.streaming import Images, chunks
-
-
-def warmup_cosine(
-    optimizer: torch.optim.Optimizer, steps: int, warmup_fraction: float
-) -> torch.optim.lr_scheduler.LRScheduler:
-    """Linear warm-up then cosine decay to zero over ``steps`` (per-step schedule).
-
-    OneCycleLR's warm-up phase ends at step ``pct_start * steps - 1``; when that is exactly 0
-    (10 steps at 10% warm-up) the phase has zero length and torch divides by zero, so such a
-    warm-up is stretched to two steps. Every other length keeps torch's schedule unchanged.
-    """
-    total = max(steps, 2)
-    pct = warmup_fraction if round(warmup_fraction * total, 9) != 1.0 else min(2.0 / total, 0.5)
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer,
-        max_lr=[g["lr"] for g in optimizer.param_groups],
-        total_steps=total,
-        pct_start=pct,
-        anneal_strategy="cos",
-        cycle_momentum=False,
-        div_factor=25.0,
-        final_div_factor=1e4,
-    )
-
-
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; the run is recorded as failed."""
-
-
-def check_finite(loss: torch.Tensor, step: int) -> None:
-    """Stop a diverged run at once instead of training on garbage."""
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"train/loss became {float(loss)} at step {step}")
 
 
 class ClassifierModule(L.LightningModule):
@@ -125,7 +93,7 @@ class ClassifierModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         """AdamW with a backbone and a head parameter group, stepped schedule."""
         hp = self.hparams
-        opt = torch.optim.AdamW(
+        opt = adamw(
             [
                 {"params": self.backbone.parameters(), "lr": hp.lr},
                 {"params": self.head.parameters(), "lr": hp.head_lr},

@@ -14,9 +14,9 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lightning_modules.augment import random_affine, ssl_view
-from lightning_modules.classifier import check_finite, warmup_cosine
 from lightning_modules.datamodules import normalize
 from lightning_modules.objectives import nt_xent
+from lightning_modules.optim import adamw, check_finite, warmup_cosine
 
 OBJECTIVES = ("supervised", "simclr")
 SCHEDULES = ("rewarm", "constant")  # learning rate over a stage
@@ -96,7 +96,7 @@ class PretrainModule(L.LightningModule):
     def configure_optimizers(self) -> dict:
         """AdamW over backbone and head with the stage's schedule (per step)."""
         hp = self.hparams
-        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        opt = adamw([{"params": self.parameters(), "lr": hp.lr}], weight_decay=hp.weight_decay)
         if hp.schedule == "constant":
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
         else:

@@ -79,7 +79,7 @@ def test_nt_xent_decreases_when_training_an_encoder():
 
 @pytest.mark.parametrize("steps", [2, 4, 5, 10, 20, 150])
 def test_warmup_schedule_works_for_any_length(steps):
-    from lightning_modules.classifier import warmup_cosine
+    from lightning_modules.optim import warmup_cosine
 
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
     sched = warmup_cosine(opt, steps, 0.1)  # 10 steps at 10% used to divide by zero

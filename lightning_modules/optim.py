@@ -1,0 +1,60 @@
+"""The optimiser, the learning-rate schedule and the divergence guard every fit shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+
+# torch's own list of devices with fused optimiser kernels (what AdamW checks `fused=True` against)
+from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+
+
+def adamw(groups: Iterable[dict[str, Any]], weight_decay: float) -> torch.optim.AdamW:
+    """AdamW, with torch's fused kernel wherever every parameter lives on a device that has one.
+
+    torch's CPU default is a per-tensor loop; the fused kernel measured 1.11-1.13x faster per
+    target fit of the default model on the 2-core CPU (interleaved, 5 repeats), and on GPUs it is
+    the fastest of torch's three AdamW implementations. It is elementwise, hence deterministic.
+    """
+    groups = [dict(g, params=list(g["params"])) for g in groups]
+    params = [p for g in groups for p in g["params"]]
+    supported = set(_get_fused_kernels_supported_devices())
+    fused = bool(params) and all(
+        p.device.type in supported and p.is_floating_point() for p in params
+    )
+    return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=fused or None)
+
+
+def warmup_cosine(
+    optimizer: torch.optim.Optimizer, steps: int, warmup_fraction: float
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up then cosine decay to zero over ``steps`` (per-step schedule).
+
+    OneCycleLR's warm-up phase ends at step ``pct_start * steps - 1``; when that is exactly 0
+    (10 steps at 10% warm-up) the phase has zero length and torch divides by zero, so such a
+    warm-up is stretched to two steps. Every other length keeps torch's schedule unchanged.
+    """
+    total = max(steps, 2)
+    pct = warmup_fraction if round(warmup_fraction * total, 9) != 1.0 else min(2.0 / total, 0.5)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer,
+        max_lr=[g["lr"] for g in optimizer.param_groups],
+        total_steps=total,
+        pct_start=pct,
+        anneal_strategy="cos",
+        cycle_momentum=False,
+        div_factor=25.0,
+        final_div_factor=1e4,
+    )
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the run is recorded as failed."""
+
+
+def check_finite(loss: torch.Tensor, step: int) -> None:
+    """Stop a diverged run at once instead of training on garbage."""
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"train/loss became {float(loss)} at step {step}")
