@@ -50,22 +50,37 @@ class LinearProbe:
 def _fit(
     features: torch.Tensor, labels: torch.Tensor, num_classes: int, l2: float, max_iter: int
 ) -> LinearProbe:
+    """One full-batch L-BFGS fit, gradients in closed form.
+
+    The gradient of mean softmax cross-entropy is z^T (softmax - onehot) / n; writing it out
+    instead of calling autograd, and keeping 10 L-BFGS correction pairs (scipy's default) instead
+    of torch's 100, made probes 1.2-1.8x faster on the 2-core CPU. Over 24 probes (pixels and
+    SimCLR features, budgets 1 to all, 2 seeds) it chose the same l2 every time and gave the same
+    test predictions in 23; in one 2-shot pixel probe one test image of 269 changed class. At
+    these sizes (a few hundred weights) both costs are per-call overhead, not arithmetic.
+    """
     z = normalize_features(features.double())  # float64: a stable, deterministic L-BFGS
-    weight = torch.zeros(z.shape[1], num_classes, dtype=z.dtype, requires_grad=True)
-    bias = torch.zeros(num_classes, dtype=z.dtype, requires_grad=True)
+    onehot = F.one_hot(labels, num_classes).to(z.dtype)
+    n = z.shape[0]
+    weight = torch.zeros(z.shape[1], num_classes, dtype=z.dtype)
+    bias = torch.zeros(num_classes, dtype=z.dtype)
     opt = torch.optim.LBFGS(
-        [weight, bias], max_iter=max_iter, tolerance_grad=1e-9, line_search_fn="strong_wolfe"
+        [weight, bias],
+        max_iter=max_iter,
+        tolerance_grad=1e-9,
+        history_size=10,
+        line_search_fn="strong_wolfe",
     )
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = F.cross_entropy(z @ weight + bias, labels) + 0.5 * l2 * weight.pow(2).sum()
-        loss.backward()
-        return loss
+        log_p = torch.log_softmax(z @ weight + bias, dim=1)
+        residual = (log_p.exp() - onehot) / n
+        weight.grad = z.T @ residual + l2 * weight
+        bias.grad = residual.sum(0)
+        return -(log_p * onehot).sum() / n + 0.5 * l2 * weight.pow(2).sum()
 
-    with torch.enable_grad():
-        opt.step(closure)
-    return LinearProbe(weight.detach(), bias.detach(), l2)
+    opt.step(closure)
+    return LinearProbe(weight, bias, l2)
 
 
 def _folds(labels: torch.Tensor, n_folds: int, seed: int) -> list[torch.Tensor]:
