@@ -29,6 +29,7 @@ from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
 from benchmarks.records import RECORD_NAME, finished_record
 from benchmarks.regimes import READS
+from benchmarks.schedule import builders_first
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
 
@@ -61,7 +62,9 @@ class ResumingSweeper(BasicSweeper):
         """The next batch without its finished jobs (they still count in the report)."""
         first = self.batch_index == 0
         batch = super().get_job_batch()
-        todo = [job for job in batch if not self._finished(job)]
+        todo = builders_first(
+            [job for job in batch if not self._finished(job)], self.config.regime.name
+        )
         skipped = len(batch) - len(todo)
         sweep_dir = Path(self.config.hydra.sweep.dir)
         if first:

@@ -132,3 +132,30 @@ def test_job_folder_names_never_nest_or_overflow():
     assert len(job_dirname(long_a).encode()) < 255 and "/" not in job_dirname(long_a)
     assert job_dirname(long_a) != job_dirname(long_b)  # the hash keeps them apart
     assert job_dirname(long_a) == job_dirname(long_a)  # and stable across re-runs
+
+
+def test_parallel_workers_get_the_backbone_builders_first():
+    from benchmarks.schedule import builders_first
+
+    regimes = ["pixels", "scratch", "linear_probe", "finetune", "incremental_pretrain"]
+    jobs = [
+        [f"regime={r}", f"budget.per_class={b}", f"seed={s}"]
+        for r in regimes
+        for b in (1, 2)
+        for s in (0, 1)
+    ]
+    order = builders_first(jobs, default_regime="finetune")
+    assert sorted(map(tuple, order)) == sorted(map(tuple, jobs))  # a permutation, nothing lost
+    # one job per seed builds the pretrained backbone, then one per seed the continued one
+    assert order[:4] == [
+        ["regime=linear_probe", "budget.per_class=1", "seed=0"],
+        ["regime=linear_probe", "budget.per_class=1", "seed=1"],
+        ["regime=incremental_pretrain", "budget.per_class=1", "seed=0"],
+        ["regime=incremental_pretrain", "budget.per_class=1", "seed=1"],
+    ]
+    rest = [j for j in jobs if j not in order[:4]]
+    assert order[4:] == rest  # the others keep the sweep's order
+    # without a regime override the master config's regime decides what a job builds
+    assert builders_first([["seed=0"], ["seed=1"]], "pixels") == [["seed=0"], ["seed=1"]]
+    jobs = [["budget.per_class=1", "seed=0"], ["budget.per_class=2", "seed=0"], ["seed=1"]]
+    assert builders_first(jobs, "finetune") == [jobs[0], jobs[2], jobs[1]]
