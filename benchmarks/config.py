@@ -155,14 +155,14 @@ class ProbeConfig:
 
 @dataclass
 class TrainerConfig:
-    """The subset of Lightning Trainer arguments a run sets."""
+    """How every fit runs: Lightning Fabric's device, strategy, precision; the memory format."""
 
     accelerator: str = MISSING
     devices: int = MISSING
     strategy: str = MISSING
     precision: str = MISSING
     channels_last: bool = MISSING  # NHWC weights: faster convolutions (GPU tensor cores, oneDNN)
-    enable_progress_bar: bool = MISSING
+    enable_progress_bar: bool = MISSING  # a tqdm bar per fit
 
 
 @dataclass
