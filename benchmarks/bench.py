@@ -1,6 +1,6 @@
 """``regimebench-bench [--out FILE.json]``: the suite's speed, as ratios taken side by side.
 
-1. Target-training throughput of the suite (a Lightning fit, Trainer construction included)
+1. Target-training throughput of the suite (``stages.fit``: a Lightning Fabric fit, set-up included)
    against a bare PyTorch loop over the same module, batches, optimiser, schedule and threads,
    interleaved in one process; median of the per-repeat ratios.
 2. ``linear_probe`` on cached features against the same L-BFGS probe run end to end through the
@@ -49,7 +49,7 @@ def _module(ctx: stages.RunContext) -> tuple[ClassifierModule, RandomBatches]:
 
 
 def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
-    """The hand-written reference: the same module and optimiser, no Trainer."""
+    """The hand-written reference: the same module and optimiser, no Lightning."""
     opt_cfg = module.configure_optimizers()
     opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     module.train()
