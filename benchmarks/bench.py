@@ -28,7 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from benchmarks import stages
 from benchmarks.cli_types import positive_int
@@ -195,15 +195,33 @@ def _executions(sweep: Path) -> dict[str, int]:
     }
 
 
+def _job_time(sweep: Path) -> dict[str, float]:
+    """Where a cold sweep's wall time went: inside the jobs, or around them.
+
+    ``job_seconds`` sums every record's own ``seconds.total`` (data, training, evaluation);
+    divided by the launcher's worker count it is the wall time of a perfectly packed sweep with
+    no start-up, composition or hand-over costs: what compute alone allows on this machine.
+    """
+    job = sum(json.loads(p.read_text())["seconds"]["total"] for p in sweep.glob("*/record.json"))
+    launcher = OmegaConf.load(sweep / "multirun.yaml").hydra.launcher
+    workers = int(launcher.get("n_jobs", 1) or 1)
+    return {"default_sweep_job_seconds": job, "default_sweep_workers": workers}
+
+
 def sweep_speed(sweep_args: list[str]) -> dict[str, Any]:
     """The sweep cold (fresh cache and folder), then re-run; executions from its records."""
     with tempfile.TemporaryDirectory(prefix="regimebench-bench-") as tmp:
         work = Path(tmp)
         cold = _sweep(sweep_args, work, work / "cache")
+        jobs = _job_time(work / "sweep")
         rerun = _sweep(sweep_args, work, work / "cache")
         counts = _executions(work / "sweep")
+    packed = jobs["default_sweep_job_seconds"] / jobs["default_sweep_workers"]
     return {
         "default_sweep_seconds": cold,
+        **jobs,
+        "default_sweep_compute_bound_seconds": packed,
+        "default_sweep_overhead_seconds": cold - packed,
         "rerun_seconds": rerun,
         "rerun_time_ratio": rerun / cold,
         **counts,

@@ -66,6 +66,9 @@ class ResumingSweeper(BasicSweeper):
             [job for job in batch if not self._finished(job)], self.config.regime.name
         )
         skipped = len(batch) - len(todo)
+        prewarm = getattr(self.launcher, "prewarm", None)  # benchmarks/launcher.py
+        if todo and prewarm is not None:
+            prewarm()  # workers import torch while validate_batch_is_legal composes the jobs
         sweep_dir = Path(self.config.hydra.sweep.dir)
         if first:
             total = sum(len(b) for b in self.overrides)
@@ -108,9 +111,13 @@ class ResumingSweeper(BasicSweeper):
                 return compose(master_config=master_config, sweep_overrides=sweep_overrides)
             return cfg
 
-        # By name: Hydra's plugin scan may load a second copy of the class. Other launchers
-        # pickle the loader to their workers, and gain nothing from this.
-        if type(self.launcher).__name__ == "BasicLauncher":
+        # By name: Hydra's plugin scan may load a second copy of the class. ParallelLauncher
+        # hands each worker its config; other launchers pickle the loader to their workers
+        # and compose there.
+        use_composed = getattr(self.launcher, "use_composed", None)
+        if use_composed is not None:
+            use_composed(composed)
+        elif type(self.launcher).__name__ == "BasicLauncher":
             loader._regimebench_compose = compose  # noqa: SLF001
             loader.load_sweep_config = load_sweep_config
 

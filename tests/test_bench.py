@@ -83,6 +83,8 @@ def test_bench_writes_every_key(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert set(data) >= KEYS
     assert data["pretrain_executions"] == data["pretrain_configs"] == 1
+    assert data["default_sweep_workers"] == 1  # the basic launcher: one job at a time
+    assert 0 < data["default_sweep_compute_bound_seconds"] < data["default_sweep_seconds"]
     assert data["probe_accuracy_diff"] == pytest.approx(0.0, abs=0.01)
     assert data["train_throughput_ratio"] > 0
     assert "train_throughput_ratio" in capsys.readouterr().out

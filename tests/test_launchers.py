@@ -1,10 +1,16 @@
 """Beyond one process: Hydra's joblib and submitit launchers, and Lightning DDP on two CPUs."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 from helpers import TINY_STEPS, run_cli
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from joblib import Parallel, delayed
+
+from benchmarks.config import CONF_DIR
 
 # Three jobs so that a two-worker joblib pool reuses a worker; one thread per job (the trap:
 # joblib gives each worker one thread, and the thread count is part of a run's config hash).
@@ -31,6 +37,7 @@ def basic(tmp_path_factory) -> dict[str, dict[str, float]]:
     "launcher",
     [
         ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        ["hydra/launcher=parallel"],  # joblib, prewarmed workers, configs composed once
         ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
     ],
 )
@@ -43,6 +50,20 @@ def test_parallel_launchers_give_the_records_of_one_process(launcher, basic, tmp
     records = [json.loads(p.read_text()) for p in (tmp_path / "multirun/l").glob("*/record.json")]
     built = [r["info"]["pretrain_cached"] for r in records if "pretrain_cached" in r["info"]]
     assert sorted(built) == [False, True]
+
+
+def test_prewarm_starts_the_worker_pool_that_the_jobs_then_run_on():
+    """The prewarm only pays off if joblib reuses its pool for the launch (same arguments)."""
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        cfg = compose("config", ["hydra/launcher=parallel"], return_hydra_config=True)
+    launcher = instantiate(cfg.hydra.launcher)  # as Hydra builds it, all joblib arguments
+    assert type(launcher).__name__ == "ParallelLauncher"
+    launcher.task_function = json.dumps  # prewarm imports the task's module in each worker
+    launcher.prewarm()
+    warm = sorted(launcher._warming)  # noqa: SLF001
+    assert len(warm) == 2
+    ran_on = Parallel(**launcher._parallel_args())(delayed(os.getpid)() for _ in range(6))  # noqa: SLF001
+    assert set(ran_on) <= set(warm)
 
 
 @pytest.mark.slow

@@ -1,0 +1,140 @@
+"""ParallelLauncher: Hydra's joblib launcher, minus two costs paid before and between jobs.
+
+Measured on the 2-core CI machine in a cold ``experiment=digits`` sweep (105 jobs, 2 workers):
+
+- Each worker imports torch, Lightning and timm (about 8 s) when its first job arrives, which
+  is after the sweeper has composed and validated all 105 jobs (about 15 s). :meth:`prewarm`
+  starts the workers and their imports before that validation, so the two overlap.
+- The joblib launcher composes every job's config a second time in its worker (0.13 s each, 14
+  worker-seconds per sweep), although the sweeper has just composed it to validate it. Here each
+  job receives the config the sweeper composed (:meth:`use_composed`).
+
+Everything else is Hydra's own ``_core.launch``: loky backend, the same ``Parallel`` arguments
+(the prewarm call uses them too, so that joblib reuses the same worker pool rather than starting
+another), and Hydra's ``run_job``. Only Hydra's plugin scan (through ``hydra_plugins/regimebench``)
+may subclass this module's class; see ``benchmarks/sweeper.py`` for why.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.singleton import Singleton
+from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
+from hydra.types import HydraContext, TaskFunction
+from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
+from joblib import Parallel, delayed, effective_n_jobs
+from omegaconf import DictConfig, open_dict
+
+log = logging.getLogger(__name__)
+
+
+def _import(module: str) -> int:
+    """Runs in a worker: import the task's module (torch and all); the worker's pid."""
+    importlib.import_module(module)
+    return os.getpid()
+
+
+def _execute(
+    idx: int,
+    sweep_config: DictConfig,
+    hydra_context: HydraContext,
+    task_function: TaskFunction,
+    singleton_state: dict[Any, Any],
+) -> JobReturn:
+    """Hydra's ``_core.execute_job`` with the job's config already composed."""
+    setup_globals()
+    Singleton.set_state(singleton_state)
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
+        sweep_config.hydra.job.num = idx
+    HydraConfig.instance().set_config(sweep_config)
+    return run_job(
+        hydra_context=hydra_context,
+        config=sweep_config,
+        task_function=task_function,
+        job_dir_key="hydra.sweep.dir",
+        job_subdir_key="hydra.sweep.subdir",
+    )
+
+
+class ParallelLauncher(JoblibLauncher):
+    """The joblib launcher with warm workers and configs composed once."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._composed: dict[tuple[str, ...], DictConfig] = {}
+        self._warming: Iterator[int] | None = None
+        self.warm_pids: list[int] = []  # the workers prewarm started (for tests and checks)
+
+    def _parallel_args(self) -> dict[str, Any]:
+        args = dict(self.joblib)
+        args["backend"] = "loky"  # as Hydra's launcher: threads are incompatible with Hydra
+        process_joblib_cfg(args)
+        return args
+
+    def prewarm(self) -> None:
+        """Start the workers importing the task's module; returns at once."""
+        if self._warming is not None or self.task_function is None:
+            return
+        args = self._parallel_args()
+        workers = effective_n_jobs(args["n_jobs"])
+        self._warming = Parallel(**args, return_as="generator_unordered")(
+            delayed(_import)(self.task_function.__module__) for _ in range(workers)
+        )
+
+    def use_composed(self, composed: dict[tuple[str, ...], DictConfig]) -> None:
+        """The configs the sweeper composed and validated, by their overrides."""
+        self._composed.update(composed)
+
+    def _config_for(self, overrides: Sequence[str]) -> DictConfig:
+        cfg = self._composed.pop(tuple(overrides), None)
+        if cfg is not None:
+            return cfg
+        assert self.hydra_context is not None
+        assert self.config is not None
+        return self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+
+    def launch(
+        self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int
+    ) -> Sequence[JobReturn]:
+        """Hydra's joblib ``launch``, each job handed its composed config."""
+        setup_globals()
+        assert self.config is not None
+        assert self.task_function is not None
+        assert self.hydra_context is not None
+        configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        args = self._parallel_args()
+        if self._warming is not None:  # done by now, as a rule: it ran while jobs were composed
+            self.warm_pids = sorted(self._warming)
+            self._warming = None
+        log.info(
+            "Joblib.Parallel(%s) is launching %d jobs",
+            ",".join(f"{k}={v}" for k, v in args.items()),
+            len(job_overrides),
+        )
+        log.info("Launching jobs, sweep output dir : %s", sweep_dir)
+        for idx, overrides in enumerate(job_overrides):
+            log.info("\t#%d : %s", idx, " ".join(filter_overrides(overrides)))
+        singleton_state = Singleton.get_state()
+        runs = Parallel(**args)(
+            delayed(_execute)(
+                initial_job_idx + idx,
+                self._config_for(overrides),
+                self.hydra_context,
+                self.task_function,
+                singleton_state,
+            )
+            for idx, overrides in enumerate(job_overrides)
+        )
+        assert all(isinstance(run, JobReturn) for run in runs)
+        return runs
