@@ -21,7 +21,7 @@ demo: $(STAMP) ## run the default comparison (experiment=digits) and write its r
 	@echo "open multirun/digits/report/index.html (PDF: multirun/digits/report/report.pdf)"
 
 test: $(STAMP) ## run the tests (unit, regimes, a real tiny multirun)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -rs   # -rs: every skip prints its reason
 
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,9 +1,19 @@
-"""``regimebench-golden check|update``: the repository's reference numbers, kept from rotting.
+"""``regimebench-golden check|update|add``: the repository's reference numbers, kept from rotting.
 
 ``tests/golden/digits.json`` holds the metrics of every run of ``experiment=golden`` (a small
-fixed sweep on the digits default) and the environment they were made in. ``check`` reruns the
-sweep in a scratch folder and compares run by run; ``update`` rewrites the file after a change
-whose effect on the numbers is intended (say why in the commit).
+fixed sweep on the digits default), one set per numeric environment they were made in. ``check``
+reruns the sweep in a scratch folder and compares run by run with the set of this machine's
+environment; ``update`` rewrites the file with this machine's set alone after a change whose
+effect on the numbers is intended (say why in the commit); ``add`` keeps the other sets and adds
+or replaces this machine's, for a new kind of machine with unchanged code.
+
+A numeric environment is the torch version and the CPU kernels torch dispatches to
+(``cpu_capability``: AVX2, AVX512, ...). The same code gives different numbers run by run on
+AVX2 and AVX512 kernels: training is chaotic, so a different rounding moves a run about as far
+as a different seed does. Emulating another machine (``ATEN_CPU_CAPABILITY=default
+ONEDNN_MAX_CPU_ISA=AVX``) put 15 of 30 runs outside the tolerances below. Such numbers are not
+comparable run by run, so ``check`` on a machine with no set of its own says so and exits 3 (the
+test skips, naming the environment) instead of failing every contributor whose CPU differs.
 
 Tolerances come from the sweep itself, not from a guessed delta: for each regime, budget and
 metric, twice the standard deviation over the three seeds of that cell. A code change that moves
@@ -24,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import torch
 
 from benchmarks.config import CONF_DIR
 from reports.collect import collect
@@ -33,6 +44,33 @@ EXPERIMENT = "experiment=golden"
 METRICS = ("test/acc", "test/f1_macro", "test/ece", "source/acc_after", "source/forgetting")
 RULE = "2 x the seed-to-seed standard deviation (ddof=1) of each regime x budget cell"
 KEY = ("regime", "per_class", "seed")
+NUMERIC_ENVIRONMENT = ("torch", "cpu_capability")  # what changes a run's floating-point path
+NO_SET = 3  # check's exit status when no set was made in this machine's numeric environment
+
+
+def numeric_environment() -> dict[str, str]:
+    """This machine's numeric environment (the golden sweep trains on the CPU)."""
+    return {"torch": torch.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def _signature(environment: dict[str, Any]) -> dict[str, Any]:
+    return {k: environment.get(k) for k in NUMERIC_ENVIRONMENT}
+
+
+def sets_of(golden: dict[str, Any]) -> list[dict[str, Any]]:
+    """The file's sets; a file of the first format (one set at the top level) is one set."""
+    return golden.get("sets", [golden])
+
+
+def set_for(golden: dict[str, Any], environment: dict[str, Any]) -> dict[str, Any] | None:
+    """The set made in ``environment``'s numeric environment, or None."""
+    want = _signature(environment)
+    return next((s for s in sets_of(golden) if _signature(s["environment"]) == want), None)
+
+
+def describe(environment: dict[str, Any]) -> str:
+    """``torch=2.14.1 cpu_capability=AVX2``: a numeric environment in one line."""
+    return " ".join(f"{k}={v}" for k, v in _signature(environment).items())
 
 
 def run_sweep(sweep_dir: Path) -> pd.DataFrame:
@@ -64,7 +102,7 @@ def tolerances(runs: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
 
 
 def golden_from(runs: pd.DataFrame) -> dict[str, Any]:
-    """The file's content for a finished golden sweep."""
+    """One set of the file: a finished golden sweep, its environment and its tolerances."""
     rows = []
     for r in runs.sort_values(list(KEY)).to_dict("records"):
         metrics = {m: float(r[m]) for m in METRICS if m in r and not pd.isna(r[m])}
@@ -73,17 +111,32 @@ def golden_from(runs: pd.DataFrame) -> dict[str, Any]:
             | {"metrics": metrics}
         )
     return {
-        "experiment": EXPERIMENT,
         "made": dt.date.today().isoformat(),
         "environment": runs.attrs.get("environment", {}),
-        "tolerance_rule": RULE,
         "tolerances": tolerances(runs),
         "runs": rows,
     }
 
 
+def file_with(golden: dict[str, Any] | None, new_set: dict[str, Any]) -> dict[str, Any]:
+    """The file with ``new_set`` in place of any set of the same numeric environment."""
+    others = [] if golden is None else sets_of(golden)
+    others = [
+        s for s in others if _signature(s["environment"]) != _signature(new_set["environment"])
+    ]
+    return {
+        "experiment": EXPERIMENT,
+        "tolerance_rule": RULE,
+        "numeric_environment": list(NUMERIC_ENVIRONMENT),
+        "sets": [*others, new_set],
+    }
+
+
 def differences(golden: dict[str, Any], runs: pd.DataFrame) -> list[str]:
-    """One line per run and metric outside its tolerance, or missing; empty when all match."""
+    """One line per run and metric outside its tolerance, or missing; empty when all match.
+
+    ``golden`` is one set (:func:`set_for`), made in the same numeric environment as ``runs``.
+    """
     now = {
         (str(r["regime"]), str(r["per_class"]), int(r["seed"])): r for r in runs.to_dict("records")
     }
@@ -106,13 +159,13 @@ def differences(golden: dict[str, Any], runs: pd.DataFrame) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``check``: exit 1 with one line per moved number; ``update``: rewrite the golden file."""
+    """``check``: exit 1 with one line per moved number, 3 with no set for this machine."""
     parser = argparse.ArgumentParser(
         prog="regimebench-golden",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("action", choices=("check", "update"))
+    parser.add_argument("action", choices=("check", "update", "add"))
     parser.add_argument("--golden", type=Path, default=GOLDEN_FILE, help="the golden file")
     args = parser.parse_args(argv)
     if args.action == "check" and not args.golden.exists():
@@ -122,14 +175,28 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    golden = json.loads(args.golden.read_text()) if args.golden.exists() else None
+    here = numeric_environment()
+    kept = None if golden is None else set_for(golden, here)
+    if args.action == "check" and kept is None:
+        made = "; ".join(describe(s["environment"]) for s in sets_of(golden or {"sets": []}))
+        print(
+            f"golden: no set made in this numeric environment ({describe(here)}); the file has "
+            f"{made}. Runs on other CPU kernels differ like seeds, so they are not compared. "
+            "`regimebench-golden add` keeps this machine's numbers."
+        )
+        return NO_SET
     with tempfile.TemporaryDirectory(prefix="regimebench-golden-") as tmp:
         runs = run_sweep(Path(tmp))
-    if args.action == "update":
+    if args.action in ("update", "add"):
+        new_set = golden_from(runs)
+        content = file_with(golden if args.action == "add" else None, new_set)
         args.golden.parent.mkdir(parents=True, exist_ok=True)
-        args.golden.write_text(json.dumps(golden_from(runs), indent=1) + "\n")
-        print(f"wrote {args.golden} ({len(runs)} runs)")
+        args.golden.write_text(json.dumps(content, indent=1) + "\n")
+        print(f"wrote {args.golden} ({len(runs)} runs; sets: {len(content['sets'])})")
         return 0
-    problems = differences(json.loads(args.golden.read_text()), runs)
+    assert kept is not None
+    problems = differences(kept, runs)
     for line in problems:
         print(f"golden: {line}")
     print(f"golden: {len(runs)} runs, {len(problems)} outside tolerance ({RULE})")
