@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from benchmarks import progress
+from benchmarks.records import RECORD_NAME, finished_record
 
 log = logging.getLogger("regimebench")
 
@@ -43,14 +45,29 @@ class SweepProgress(Callback):
     job's log with submitit), so it reads the shared log in the sweep folder.
     """
 
+    _started: float | None = None  # this job's start, in its own process
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """Note that a job runs (the estimate divides by how many run at once)."""
+        if config.hydra.mode == RunMode.MULTIRUN:
+            self._started = time.perf_counter()
+            progress.job_started(Path(config.hydra.sweep.dir))
+
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        """Append this job's outcome and print where the sweep stands."""
+        """Append this job's outcome and timing, and print where the sweep stands."""
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         sweep_dir = Path(config.hydra.sweep.dir)
         ok = job_return.status == JobStatus.COMPLETED
         outcome = job_return._return_value if ok else "error"  # noqa: SLF001  (no public getter)
-        progress.job_ended(sweep_dir, outcome if outcome in progress.OUTCOMES else "error")
+        outcome = outcome if outcome in progress.OUTCOMES else "error"
+        # The job's wall time, Hydra's own work included, less what it built for later jobs.
+        seconds = math.nan if self._started is None else time.perf_counter() - self._started
+        oneoff = 0.0
+        if outcome == "ok":
+            record = finished_record(Path(config.hydra.runtime.output_dir) / RECORD_NAME)
+            oneoff = 0.0 if record is None else progress.oneoff_seconds(record)
+        progress.job_ended(sweep_dir, outcome, str(config.regime.name), seconds, oneoff)
         state = progress.read(sweep_dir)
         if state is not None:
             log.info(state.line(time.time()))

@@ -9,6 +9,12 @@ from benchmarks.regimes import READS
 CACHED_STAGES = ("pretrain", "continued_pretrain")  # built once, shared through the cache
 
 
+def regime_of(job: Sequence[str], default_regime: str) -> str:
+    """The regime a job's overrides choose (the last ``regime=`` wins, as in Hydra)."""
+    chosen = [o.split("=", 1)[1] for o in job if o.startswith("regime=")]
+    return chosen[-1] if chosen else default_regime
+
+
 def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Sequence[str]]:
     """The sweep's jobs, with the first job to need each cached backbone moved to the front.
 
@@ -21,10 +27,6 @@ def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Seque
     the same total time.
     """
 
-    def regime(job: Sequence[str]) -> str:
-        chosen = [o.split("=", 1)[1] for o in job if o.startswith("regime=")]
-        return chosen[-1] if chosen else default_regime
-
     def backbone_key(job: Sequence[str]) -> tuple[str, ...]:
         return tuple(sorted(o for o in job if not o.startswith(("budget.per_class=", "regime="))))
 
@@ -32,7 +34,8 @@ def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Seque
     for stage in CACHED_STAGES:
         seen: set[tuple[str, ...]] = set()
         for i, job in enumerate(jobs):
-            if stage in READS.get(regime(job), ()) and backbone_key(job) not in seen:
+            needs = stage in READS.get(regime_of(job, default_regime), ())
+            if needs and backbone_key(job) not in seen:
                 seen.add(backbone_key(job))
                 if i not in first:
                     first.append(i)

@@ -29,7 +29,7 @@ from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
 from benchmarks.records import RECORD_NAME, finished_record
 from benchmarks.regimes import READS
-from benchmarks.schedule import builders_first
+from benchmarks.schedule import builders_first, regime_of
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
 
@@ -70,12 +70,14 @@ class ResumingSweeper(BasicSweeper):
         if todo and prewarm is not None:
             prewarm()  # workers import torch while validate_batch_is_legal composes the jobs
         sweep_dir = Path(self.config.hydra.sweep.dir)
+        kinds = [regime_of(job, self.config.regime.name) for job in todo]
         if first:
             total = sum(len(b) for b in self.overrides)
-            progress.start(sweep_dir, total, skipped)
+            progress.start(sweep_dir, total, skipped, kinds)
         else:
             for _ in range(skipped):
                 progress.job_ended(sweep_dir, "skipped")
+            progress.add_todo(sweep_dir, kinds)
         if skipped:
             log.info(
                 "skip %d finished runs (ok records, same overrides and config files); %d to run",
