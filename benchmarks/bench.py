@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     results["sweep"] = args.sweep
     results["threads"] = torch.get_num_threads()
     for key, value in results.items():
-        print(f"{key:28s} {value:.4g}" if isinstance(value, float) else f"{key:28s} {value}")
+        print(f"{key:36s} {value:.4g}" if isinstance(value, float) else f"{key:36s} {value}")
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0
