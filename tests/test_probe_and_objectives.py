@@ -73,7 +73,7 @@ def test_nt_xent_decreases_when_training_an_encoder():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert sum(losses[-10:]) / 10 < sum(losses[:10]) / 10 - 0.3
 
 
