@@ -9,7 +9,8 @@ every job appends a line when it starts and one when it ends. A line is far shor
 
 The time left is estimated per regime, not from the overall rate. A default sweep's first jobs
 build the shared backbones (a 33 s linear probe whose own work takes 0.2 s), so the overall rate
-after its first job promised 1 h 36 min for a sweep that had 3.5 min to go. Each job's one-off
+after its first job promised 1 h 36 min for a sweep that had 3.5 min to go (in `make demo`, the
+per-regime "about" figures were 13-17% under the time actually left). Each job's one-off
 build time (the ``*_seconds_full`` that no cache hit saved) is left out of its regime's mean,
 and the sum is divided by the number of jobs seen running at once. Until every regime still to
 run has a finished run, the line says "at least".

@@ -152,7 +152,8 @@ def _fit_loop(
     optimizer, scheduler = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     model, optimizer = fabric.setup(module, optimizer)
     model.train()
-    bar = tqdm(total=len(batches), desc=type(module).__name__, disable=not progress)
+    shown = progress and fabric.is_global_zero  # one bar per fit, not one per DDP rank
+    bar = tqdm(total=len(batches), desc=type(module).__name__, disable=not shown)
     for step, batch in enumerate(batches):
         loss = model.training_step(fabric.to_device(batch), step)
         optimizer.zero_grad(set_to_none=True)
@@ -160,7 +161,7 @@ def _fit_loop(
         optimizer.step()
         scheduler.step()
         bar.update()
-        if progress and step % 10 == 0:
+        if shown and step % 10 == 0:
             bar.set_postfix(loss=f"{float(loss):.4f}")
     bar.close()
     if weights is not None and fabric.global_rank == 0:
