@@ -57,4 +57,4 @@ class NonFiniteLossError(FloatingPointError):
 def check_finite(loss: torch.Tensor, step: int) -> None:
     """Stop a diverged run at once instead of training on garbage."""
     if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"train/loss became {float(loss)} at step {step}")
+        raise NonFiniteLossError(f"train/loss became {loss.item()} at step {step}")
