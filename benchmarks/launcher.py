@@ -33,6 +33,8 @@ from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from joblib import Parallel, delayed, effective_n_jobs
 from omegaconf import DictConfig, open_dict
 
+from benchmarks.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -75,6 +77,12 @@ class ParallelLauncher(JoblibLauncher):
         self.warm_pids: list[int] = []  # the workers prewarm started (for tests and checks)
 
     def _parallel_args(self) -> dict[str, Any]:
+        n_jobs = self.joblib.get("n_jobs")
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0:
+            raise ConfigError(
+                f"hydra.launcher.n_jobs={n_jobs} is invalid; allowed: a positive int (workers), "
+                "or -1 for one per core (-2 for all but one, ...)"
+            )
         args = dict(self.joblib)
         args["backend"] = "loky"  # as Hydra's launcher: threads are incompatible with Hydra
         process_joblib_cfg(args)

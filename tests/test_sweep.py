@@ -110,6 +110,11 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
         (["-m", "regime=scratch", "budget.per_class=1,0"], "budget.per_class=0 is invalid", True),
         (["-m", "regime=scratch,finetune", "probe.max_iter=0"], "probe.max_iter=0", True),
         (["-m", "regime=pixels", "probe.l2_grid=[1.0,-2.0]"], "probe.l2_grid=", True),
+        (
+            ["-m", "regime=pixels", "hydra/launcher=parallel", "hydra.launcher.n_jobs=0"],
+            "hydra.launcher.n_jobs=0 is invalid; allowed: a positive int",
+            True,
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(args, match, one_line, tmp_path):
