@@ -28,6 +28,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 from hydra import compose, initialize_config_dir
+from joblib import effective_n_jobs
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks import stages
@@ -204,7 +205,7 @@ def _job_time(sweep: Path) -> dict[str, float]:
     """
     job = sum(json.loads(p.read_text())["seconds"]["total"] for p in sweep.glob("*/record.json"))
     launcher = OmegaConf.load(sweep / "multirun.yaml").hydra.launcher
-    workers = int(launcher.get("n_jobs", 1) or 1)
+    workers = effective_n_jobs(launcher.n_jobs) if "n_jobs" in launcher else 1  # -1: all cores
     return {"default_sweep_job_seconds": job, "default_sweep_workers": workers}
 
 

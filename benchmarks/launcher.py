@@ -73,8 +73,7 @@ class ParallelLauncher(JoblibLauncher):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._composed: dict[tuple[str, ...], DictConfig] = {}
-        self._warming: Iterator[int] | None = None
-        self.warm_pids: list[int] = []  # the workers prewarm started (for tests and checks)
+        self._warming: Iterator[int] | None = None  # the prewarm's results: worker pids
 
     def _parallel_args(self) -> dict[str, Any]:
         n_jobs = self.joblib.get("n_jobs")
@@ -123,7 +122,8 @@ class ParallelLauncher(JoblibLauncher):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         args = self._parallel_args()
         if self._warming is not None:  # done by now, as a rule: it ran while jobs were composed
-            self.warm_pids = sorted(self._warming)
+            for _ in self._warming:  # a Parallel call must end before the pool takes the next
+                pass
             self._warming = None
         log.info(
             "Joblib.Parallel(%s) is launching %d jobs",

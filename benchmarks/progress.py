@@ -105,11 +105,11 @@ class Progress:
 
         Per regime, the mean run time without one-off builds, times its jobs still to finish,
         over the jobs seen running at once. A regime with no finished run yet counts as zero, so
-        the figure is then a lower bound (said as "at least"). Without regimes in the log (a plan
-        written by an older version), the overall rate of the jobs that ran.
+        the figure is then a lower bound (said as "at least"). Before any run has finished with
+        a timing (say every one so far failed), the overall rate of the jobs that ended.
         """
         samples = [s for runs in self.done.values() for s in runs]
-        if not samples or not self.todo:
+        if not samples:
             ran = self.finished - self.counts.get("skipped", 0)
             return None if ran == 0 else ((now - self.started) / ran * self.remaining, False)
         left, bound = 0.0, False

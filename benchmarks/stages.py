@@ -162,7 +162,7 @@ def _fit_loop(
         scheduler.step()
         bar.update()
         if shown and step % 10 == 0:
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{loss.item():.4f}")
     bar.close()
     if weights is not None and fabric.global_rank == 0:
         torch.save(module.state_dict(), weights)

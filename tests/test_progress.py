@@ -59,10 +59,12 @@ def test_oneoff_seconds_is_the_build_time_no_cache_hit_saved():
     assert progress.oneoff_seconds({"compute": {}}) == 0.0
 
 
-def test_a_log_without_regimes_falls_back_to_the_overall_rate(tmp_path):
-    progress.start(tmp_path, total=4, skipped=0)
-    (tmp_path / progress.LOG_NAME).write_text("plan\t4\t100.0\nok\n")  # an older log's lines
-    state = progress.read(tmp_path)
-    left, lower_bound = state.eta_seconds(now=110.0)
-    assert left == pytest.approx(10.0 / 1 * 3) and not lower_bound
+def test_before_any_timed_run_the_overall_rate_of_ended_jobs_is_used(tmp_path):
+    sweep = _sweep_log(tmp_path, ["fit", "fit", "fit", "fit"])
+    progress.job_started(sweep)
+    progress.job_ended(sweep, "error", "fit")  # failed: it ended, but gives no timing
+    state = progress.read(sweep)
+    assert state.eta_seconds(now=state.started) == (0.0, False)
+    left, lower_bound = state.eta_seconds(now=state.started + 10.0)
+    assert left == pytest.approx(10.0 / 1 * 3) and not lower_bound  # 10 s per ended job, 3 left
     assert progress.read(tmp_path / "nowhere") is None
