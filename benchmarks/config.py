@@ -173,6 +173,20 @@ class PathsConfig:
 
 
 @dataclass
+class ComparisonsConfig:
+    """The comparisons the report's findings make, declared before any number is seen.
+
+    Each regime in ``pretrained`` is compared with each in ``references``, plus the ``pairs``
+    (first minus second); the family is Holm-corrected as a whole. Regimes absent from the
+    records a report reads are left out of its family.
+    """
+
+    references: list[str] = field(default_factory=list)
+    pretrained: list[str] = field(default_factory=list)
+    pairs: list[list[str]] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     """One run; a sweep is many of these."""
 
@@ -194,6 +208,7 @@ class RunConfig:
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    comparisons: ComparisonsConfig = field(default_factory=ComparisonsConfig)
 
 
 MAX_DIRNAME = 200  # bytes; file systems allow 255 per path component
@@ -277,6 +292,18 @@ def _check_stream(cfg: DictConfig) -> None:
     )
 
 
+def _check_comparisons(comp: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
+    """Every regime named by the declared comparisons exists; a pair has two of them."""
+    allowed = ", ".join(sorted(reads))
+    for key in ("references", "pretrained"):
+        for name in comp[key]:
+            _check(name in reads, f"comparisons.{key}", name, allowed)
+    for pair in comp.pairs:
+        _check(len(pair) == 2, "comparisons.pairs", list(pair), "pairs [a, b] of regime names")
+        for name in pair:
+            _check(name in reads, "comparisons.pairs", name, allowed)
+
+
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written.
 
@@ -332,6 +359,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
                 p.temperature,
                 "a float > 0",
             )
+    _check_comparisons(cfg.comparisons, reads)
     p = cfg.probe
     _check(p.max_iter >= 1, "probe.max_iter", p.max_iter, "an int >= 1")
     _check(p.default_l2 > 0, "probe.default_l2", p.default_l2, "a float > 0")

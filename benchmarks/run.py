@@ -62,6 +62,7 @@ def config_hash(cfg: DictConfig) -> str:
         if node not in READS.get(cfg.regime.name, STAGE_NODES):
             data.pop(node, None)
     data.pop("question", None)
+    data.pop("comparisons", None)  # what the report compares, not what a run computes
     data["trainer"].pop("enable_progress_bar", None)
     return stable_hash(data)
 
@@ -90,6 +91,7 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "schema_version": SCHEMA_VERSION,
         **outcome,
         "regime": cfg.regime.name,
+        "reads": list(READS[cfg.regime.name]),  # the stage nodes this run's numbers depend on
         "source": cfg.source.name,
         "target": cfg.data.name,
         "model": cfg.model.name,
