@@ -225,9 +225,15 @@ NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
 
 
 def _same_images(dom: DictConfig) -> tuple[Any, ...]:
-    """What decides a domain's images and labels (its name does not)."""
+    """What decides a domain's images and labels (its name does not; its folder does)."""
     classes = tuple(dom.classes) if dom.classes is not None else None
-    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed)
+    folders = tuple(
+        str(Path(dom[k]).expanduser().resolve())
+        if not OmegaConf.is_missing(dom, k) and dom[k]
+        else None
+        for k in ("root", "test_root")
+    )
+    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed, folders)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -284,6 +290,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     ``continued_pretrain``); those must be complete, the others are not looked at.
     """
     _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
+    _check(cfg.seed >= 0, "seed", cfg.seed, "an int >= 0")  # numpy rejects negative seeds
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
     _check(

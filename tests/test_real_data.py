@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_STEPS, run_cli
+from helpers import TINY_STEPS, run_cli, write_image_tree
 from PIL import Image
 
 from benchmarks.config import ConfigError, validate
@@ -177,3 +177,14 @@ def test_new_options_reject_nonsense_in_one_line(overrides, match, compose_cfg):
     with pytest.raises(ConfigError, match=match) as err:
         validate(compose_cfg(*overrides), READS)
     assert "\n" not in str(err.value)
+
+
+def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_cfg, tmp_path):
+    """The fault end to end: one cache folder, an RGB image-folder run, then the README's run."""
+    tree = write_image_tree(tmp_path / "rgb", size=24, rgb=True)
+    folder = ["data=imagefolder", f"data.root={tree}", "data@source=digits", "budget.per_class=2"]
+    first = execute(compose_cfg(*folder, "regime=finetune"), tmp_path / "rgb_run")
+    assert first["status"] == "ok", first["error"]
+    second = execute(compose_cfg("regime=finetune"), tmp_path / "digits_run")
+    assert second["status"] == "ok", second["error"]  # was: size mismatch for conv1
+    assert second["info"]["pretrain_cached"] is False
