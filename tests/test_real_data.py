@@ -179,6 +179,7 @@ def test_new_options_reject_nonsense_in_one_line(overrides, match, compose_cfg):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.slow
 def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_cfg, tmp_path):
     """The fault end to end: one cache folder, an RGB image-folder run, then the README's run."""
     tree = write_image_tree(tmp_path / "rgb", size=24, rgb=True)
