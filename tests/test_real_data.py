@@ -189,3 +189,23 @@ def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_c
     second = execute(compose_cfg("regime=finetune"), tmp_path / "digits_run")
     assert second["status"] == "ok", second["error"]  # was: size mismatch for conv1
     assert second["info"]["pretrain_cached"] is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["data@source=imagefolder", "source.root=/nope"], "source.root=/nope is not a folder"),
+        (["source.classes=[99]"], r"source.classes=\[99\] is invalid"),
+        (["data.classes=[99]"], r"data.classes=\[99\] is invalid"),
+        (["regime=continual_pretrain", "stream.s1.classes=[99]"], r"stream.s1.classes=\[99\]"),
+    ],
+)
+def test_a_domain_that_cannot_be_built_names_the_key_the_user_set(overrides, match, compose_cfg):
+    from benchmarks.run import _context
+
+    with pytest.raises(ConfigError, match=match) as err:
+        _context(compose_cfg(*overrides))
+    message = str(err.value)
+    assert "\n" not in message
+    if not match.startswith("data."):
+        assert "data." not in message  # was: "set data.root" for source.root
