@@ -343,8 +343,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(p.max_iter >= 1, "probe.max_iter", p.max_iter, "an int >= 1")
     _check(p.default_l2 > 0, "probe.default_l2", p.default_l2, "a float > 0")
     _check(all(v > 0 for v in p.l2_grid), "probe.l2_grid", list(p.l2_grid), "floats > 0")
+    _check_domain("data", cfg.data)  # first: own_images reads its root from data.root
     _check_domain("source", cfg.source)
-    _check_domain("data", cfg.data)
     if cfg.regime.name in NEEDS_DISTINCT_SOURCE:
         _check(
             _same_images(cfg.source) != _same_images(cfg.data),

@@ -137,6 +137,7 @@ def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
     from benchmarks.run import _context
 
     base = ["data=imagefolder", f"data.root={tmp_path / 'shapes'}", "budget.per_class=3"]
+    base.append("data@source=digits")  # the target streams; the default own_images source would too
     streamed_ctx = _context(compose_cfg(*base, "data.in_memory=false", "data.workers=2"))
     memory_ctx = _context(compose_cfg(*base))
     assert isinstance(streamed_ctx.target.x_train, StreamedImages)
