@@ -240,9 +240,15 @@ NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
 
 
 def _same_images(dom: DictConfig) -> tuple[Any, ...]:
-    """What decides a domain's images and labels (its name does not)."""
+    """What decides a domain's images and labels (its name does not; its folder does)."""
     classes = tuple(dom.classes) if dom.classes is not None else None
-    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed)
+    folders = tuple(
+        str(Path(dom[k]).expanduser().resolve())
+        if not OmegaConf.is_missing(dom, k) and dom[k]
+        else None
+        for k in ("root", "test_root")
+    )
+    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed, folders)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -311,6 +317,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     ``continued_pretrain``); those must be complete, the others are not looked at.
     """
     _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
+    _check(cfg.seed >= 0, "seed", cfg.seed, "an int >= 0")  # numpy rejects negative seeds
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
     _check(
@@ -364,8 +371,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(p.max_iter >= 1, "probe.max_iter", p.max_iter, "an int >= 1")
     _check(p.default_l2 > 0, "probe.default_l2", p.default_l2, "a float > 0")
     _check(all(v > 0 for v in p.l2_grid), "probe.l2_grid", list(p.l2_grid), "floats > 0")
+    _check_domain("data", cfg.data)  # first: own_images reads its root from data.root
     _check_domain("source", cfg.source)
-    _check_domain("data", cfg.data)
     if cfg.regime.name in NEEDS_DISTINCT_SOURCE:
         _check(
             _same_images(cfg.source) != _same_images(cfg.data),

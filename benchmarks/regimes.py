@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from omegaconf import OmegaConf
 
-from benchmarks import stages
+from benchmarks import keys, stages
 from benchmarks.cache import cached
 from benchmarks.stages import RunContext
 from lightning_modules.budgets import budget_indices, parse_per_class
@@ -106,14 +105,7 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
             "l2": [fit[1] for fit in first],  # each domain's penalty, fixed from here on
         }
 
-    key = {
-        "pretrain": ctx.info["pretrain_hash"],
-        "stream": [OmegaConf.to_container(d, resolve=True) for d in stream],
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "probe": OmegaConf.to_container(cfg.probe, resolve=True),
-        "budget": str(cfg.budget.per_class),
-        "seed": cfg.seed,
-    }
+    key = keys.stream_start(ctx, ctx.info["pretrain_hash"], domains[1:], cfg.seed)
     with ctx.phase("eval"):
         _, first, _ = cached(cfg.paths.cache_dir, "stream_start", key, start)
     baseline, l2 = first["baseline"], first["l2"]

@@ -20,13 +20,16 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks import outcome
 from benchmarks.cache import stable_hash
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
 from benchmarks.overrides import first_problem
+from benchmarks.preflight import prepare
 from benchmarks.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
@@ -36,10 +39,7 @@ from benchmarks.records import (
     write_record,
 )
 from benchmarks.regimes import READS, REGIMES, STAGE_NODES
-from benchmarks.stages import RunContext, domain, new_backbone, training_device
-from lightning_modules.backbones import ModelError, load_checkpoint
-from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
-from lightning_modules.domains import DomainError
+from benchmarks.stages import RunContext, domain, training_device
 
 log = logging.getLogger("regimebench")
 register()
@@ -74,15 +74,19 @@ def _finished(path: Path, chash: str) -> bool:
 
 def _context(cfg: DictConfig) -> RunContext:
     """Build domains and the labelled subset; every bad value becomes a ConfigError."""
-    try:
-        source = domain(cfg.source, cfg)
-        target = domain(cfg.data, cfg)
-        labelled = budget_indices(target.y_train, parse_per_class(cfg.budget.per_class), cfg.seed)
-        if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
-            load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
-    except (DomainError, BudgetError, ModelError) as err:
-        raise ConfigError(str(err)) from None
+    source, target, labelled = prepare(cfg)
     return RunContext(cfg, training_device(cfg.trainer), source, target, labelled)
+
+
+def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
+    """The record's ``domains``: what each domain is, its splits, native and used image shape.
+
+    Stream domains are listed for a regime that reads them (their builds are cached).
+    """
+    facts: dict[str, Any] = {"source": ctx.source.facts(), "target": ctx.target.facts()}
+    if "stream" in READS[cfg.regime.name]:
+        facts["stream"] = [domain(cfg.stream[k], cfg).facts() for k in cfg.stream]
+    return facts
 
 
 def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
@@ -107,6 +111,7 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
             "target": list(ctx.target.class_names),
             "target_train_counts": ctx.target.class_counts(),  # the ceiling of any budget
         },
+        "domains": domain_facts(cfg, ctx),
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
@@ -178,16 +183,27 @@ def main(cfg: DictConfig) -> str:
     if record is None:
         return "skipped"
     log.info(_summary(record))
+    if record["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+        outcome.note_failure("run", out_dir / RECORD_NAME)  # a sweep's jobs: by its sweeper
     return str(record["status"])
 
 
 def entry() -> None:
-    """Console script: name an unknown option or key in one line, then hand over to Hydra."""
+    """Console script: name an unknown option or key in one line, then hand over to Hydra.
+
+    Exits 1 after everything ran (and a sweep's report was built) when a run failed, with one
+    line per failed run on stderr, so a script or CI job can tell.
+    """
     problem = first_problem(sys.argv[1:])
     if problem:
         print(f"regimebench: error: {problem}", file=sys.stderr)
         sys.exit(2)
     main()
+    failed = outcome.failures()
+    for line in failed:
+        print(f"regimebench: failed: {line}", file=sys.stderr)
+    if failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from tqdm import tqdm
 
+from benchmarks import keys
 from benchmarks.cache import cached, stable_hash
 from benchmarks.compute import train_step_flops
 from lightning_modules.backbones import (
@@ -41,7 +42,7 @@ from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
 from lightning_modules.streaming import Images, concat, take
 
-CACHE_VERSION = 3  # bump when a change to the code changes what a cached artefact contains
+CACHE_VERSION = keys.CACHE_VERSION  # bump it there: keys are built in benchmarks/keys.py
 
 
 @dataclass
@@ -94,14 +95,21 @@ def in_chans(cfg: DictConfig) -> int:
     try:
         raw = load_raw(_spec(cfg.data), cfg.model.image_size, str(cfg.paths.cache_dir))
     except DataError as err:
-        raise DomainError(str(err)) from None
+        raise DomainError(err.at("data")) from None
     return int(raw.x_train.shape[1])
 
 
 def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
-    """The in-memory domain for a ``data``/``source``/``stream`` node (decoded once per process)."""
+    """The in-memory domain for a ``data``/``source``/``stream`` node (decoded once per process).
+
+    A domain that cannot be built names the key the user set (``source.root``, not
+    ``data.root``): the loaders are shared by every node, so only the node knows its key.
+    """
     image_size, cache_dir = cfg.model.image_size, str(cfg.paths.cache_dir)
-    return build_domain(str(dom.name), _spec(dom), image_size, in_chans(cfg), cache_dir)
+    try:
+        return build_domain(str(dom.name), _spec(dom), image_size, in_chans(cfg), cache_dir)
+    except DomainError as err:
+        raise DomainError(err.at(dom._get_full_key(None))) from None  # noqa: SLF001
 
 
 def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
@@ -215,23 +223,6 @@ def weights_backbone(cfg: DictConfig) -> nn.Module:
     return backbone
 
 
-def _pretrain_key(ctx: RunContext) -> dict[str, Any]:
-    cfg = ctx.cfg
-    key = {
-        "version": CACHE_VERSION,
-        "pretrain": OmegaConf.to_container(cfg.pretrain, resolve=True),
-        "source": OmegaConf.to_container(cfg.source, resolve=True),
-        "model": OmegaConf.to_container(cfg.model, resolve=True),
-        "seed": cfg.seed,
-        "threads": cfg.threads,
-        "deterministic": cfg.deterministic,
-    }
-    path = Path(str(cfg.model.checkpoint)).expanduser()
-    if cfg.pretrain.objective == "timm" and cfg.model.checkpoint and path.exists():
-        key["checkpoint_file"] = [path.stat().st_size, path.stat().st_mtime_ns]  # edits rebuild
-    return key
-
-
 def _record_cache_use(ctx: RunContext, stage: str, meta: dict[str, Any], hit: bool) -> None:
     """Cache bookkeeping: whether it was a hit, the stage's full cost and what the hit saved.
 
@@ -284,7 +275,9 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         return state, meta | {"source_acc": acc, "samples": p.steps * p.batch_size * views}
 
     with ctx.phase("pretrain"):
-        state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", _pretrain_key(ctx), build)
+        state, meta, hit = cached(
+            cfg.paths.cache_dir, "pretrain", keys.pretrain(ctx, cfg.seed), build
+        )
         backbone = new_backbone(cfg, 0)
         backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
@@ -326,11 +319,8 @@ def continued_backbone(
     cfg, c = ctx.cfg, ctx.cfg.continued_pretrain
     target_cfg = target_cfg if target_cfg is not None else cfg.data
     target = domain(target_cfg, cfg)
-    key = {
-        "base": base_key or _pretrain_key(ctx),
-        "target": OmegaConf.to_container(target_cfg, resolve=True),
-        "continued": OmegaConf.to_container(c, resolve=True),
-    }
+    base = base_key or keys.pretrain(ctx, cfg.seed)
+    key = keys.continued(ctx, base, target_cfg, target, len(earlier))
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         torch.manual_seed(3000 + cfg.seed)
@@ -364,11 +354,7 @@ def continued_backbone(
 
 def pretrained_features(ctx: RunContext, backbone: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
     """Target train/test features of the (frozen) pretrained backbone, cached per backbone."""
-    key = {
-        "backbone": ctx.info["pretrain_hash"],
-        "domain": OmegaConf.to_container(ctx.cfg.data, resolve=True),
-        "image_size": ctx.cfg.model.image_size,
-    }
+    key = keys.features(ctx, ctx.info["pretrain_hash"])
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         return {

@@ -18,14 +18,14 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from hydra._internal.config_loader_impl import get_overrides_dirname
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig
 
-from benchmarks import progress
+from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
 from benchmarks.records import RECORD_NAME, finished_record
@@ -90,6 +90,12 @@ class ResumingSweeper(BasicSweeper):
             )
         return todo
 
+    def sweep(self, arguments: list[str]) -> Any:
+        """Run every job (Hydra's loop); note the failed ones for the console script's exit."""
+        returns = super().sweep(arguments)
+        outcome.note_sweep(returns, RECORD_NAME)
+        return returns
+
     def _stop(self, message: str) -> NoReturn:
         """One line, exit 2, and no sweep folder left behind that holds nothing else."""
         _remove_empty_sweep_dir(Path(self.config.hydra.sweep.dir))
@@ -100,18 +106,24 @@ class ResumingSweeper(BasicSweeper):
         """Compose every job (as Hydra does) and validate it before any run trains.
 
         A bad value stops the sweep with one line naming the job, the key, the value and what
-        is allowed.
+        is allowed. That includes what only the data can say (a budget larger than a class, a
+        folder without images): each distinct job's domains are built here, once.
         """
         loader = self.hydra_context.config_loader
         compose = getattr(loader, "_regimebench_compose", loader.load_sweep_config)
-        composed = {}
+        composed, checked = {}, set()
         for overrides in batch:
             cfg = compose(master_config=self.config, sweep_overrides=list(overrides))
             try:
                 validate(cfg, READS)
+                if preflight.signature(cfg) not in checked:
+                    preflight.prepare(cfg)
+                    checked.add(preflight.signature(cfg))
             except ConfigError as err:
                 self._stop(f"{err} (job: {' '.join(overrides)})")
             composed[tuple(overrides)] = cfg
+        if type(self.launcher).__name__ != "BasicLauncher":  # the jobs decode their own data
+            preflight.release()
 
         # Hydra composes every job twice: here, and again in the launcher (0.07-0.13 s each,
         # depending on the CPU: 7-14 s of a 105-run sweep). The launcher gets the config

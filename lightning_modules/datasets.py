@@ -25,13 +25,25 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from lightning_modules.streaming import Images, StreamedImages, take
+from lightning_modules.streaming import Images
+
+NODE = "<node>"  # stands for the config key of the domain (data, source, stream.<k>)
 
 
 class DataError(ValueError):
-    """Data that cannot be loaded: missing files, an empty folder, unreadable images."""
+    """Data that cannot be loaded: missing files, an empty folder, unreadable images.
+
+    Loaders are cached per spec, whichever node asked, so a message names the node by the
+    placeholder :data:`NODE`; :meth:`at` fills in the key the user set (``source.root``).
+    """
+
+    def at(self, node: str) -> str:
+        """The message with the domain's config key filled in."""
+        return str(self.args[0]).replace(NODE, node)
+
+    def __str__(self) -> str:
+        return self.at("data")
 
 
 @dataclass(frozen=True)
@@ -44,6 +56,8 @@ class Raw:
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     x_unlabeled: torch.Tensor | None = None
+    native_size: tuple[int, int] | None = None  # (H, W) on disk, before any resize
+    native_channels: int | None = None  # 1 (gray) or 3 (RGB) on disk
 
 
 def _images(array: np.ndarray, channels_last: bool) -> torch.Tensor:
@@ -79,12 +93,13 @@ def digits(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     data = load_digits()
     x = torch.from_numpy((data.images / 16.0).astype(np.float32)).unsqueeze(1)
     y = torch.from_numpy(data.target).long()
-    return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), tuple(map(str, range(10))))
+    names = tuple(map(str, range(10)))
+    return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names, None, (8, 8), 1)
 
 
 def _root(spec: dict[str, Any]) -> Path:
     if not spec.get("root"):
-        raise DataError(f"data.root is not set; {spec['dataset']} reads its files from there")
+        raise DataError(f"{NODE}.root is not set; {spec['dataset']} reads its files from there")
     return Path(spec["root"]).expanduser()
 
 
@@ -99,9 +114,9 @@ def _torchvision(cls_name: str, spec: dict[str, Any], **kwargs: Any) -> Any:
         if "not found" not in str(err).lower() and "corrupted" not in str(err).lower():
             raise
         raise DataError(
-            f"{spec['dataset']}: no usable files under data.root={root} (torchvision looked in "
-            f"{root}); set data.root to the folder that holds them, or data.download=true where a "
-            "network exists"
+            f"{spec['dataset']}: no usable files under {NODE}.root={root} (torchvision looked in "
+            f"{root}); set {NODE}.root to the folder that holds them, or {NODE}.download=true "
+            "where a network exists"
         ) from None
 
 
@@ -120,7 +135,9 @@ def _from_splits(
         return images, torch.as_tensor(np.asarray(getattr(ds, labels))).long()
 
     extra = _images(np.asarray(unlabeled.data), channels_last) if unlabeled is not None else None
-    return Raw(*split(train), *split(test), classes, extra)
+    x_train, y_train = split(train)
+    native = (int(x_train.shape[2]), int(x_train.shape[3]))
+    return Raw(x_train, y_train, *split(test), classes, extra, native, int(x_train.shape[1]))
 
 
 def _mnist_like(cls_name: str) -> Callable[[dict[str, Any], int, str], Raw]:
@@ -160,99 +177,17 @@ def stl10(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     return _from_splits(train, test, "labels", tuple(train.classes), unlabeled=unlabeled)
 
 
-def _read_folder(root: Path, image_size: int, classes: list[str] | None) -> tuple:
-    """Decode every image of an ImageFolder tree at ``image_size`` (RGB kept, else gray)."""
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
-
-    if not root.is_dir():
-        raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root")
-    try:
-        folder = ImageFolder(str(root))
-    except (FileNotFoundError, RuntimeError) as err:
-        raise DataError(f"imagefolder: {root}: {err}".splitlines()[0]) from None
-    names = classes or folder.classes
-    if folder.classes != names:
-        raise DataError(f"imagefolder: {root} has classes {folder.classes}, expected {names}")
-    modes = set()
-    images, labels = [], []
-    for path, label in folder.samples:
-        with Image.open(path) as img:
-            modes.add("RGB" if img.mode in ("RGB", "RGBA", "P", "CMYK") else "L")
-            images.append(img.convert("RGB").resize((image_size, image_size), Image.BILINEAR))
-            labels.append(label)
-    mode = "RGB" if "RGB" in modes else "L"
-    arrays = np.stack([np.asarray(i.convert(mode)) for i in images])
-    return _images(arrays, mode == "RGB"), torch.tensor(labels).long(), tuple(names)
-
-
-class FolderImages(Dataset):
-    """Image files decoded one at a time (the streamed path): PIL, resized, as float tensors."""
-
-    def __init__(self, paths: list[str], image_size: int, mode: str) -> None:
-        self.paths, self.image_size, self.mode = paths, image_size, mode
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        from PIL import Image
-
-        with Image.open(self.paths[i]) as img:
-            img = img.convert("RGB").resize((self.image_size, self.image_size), Image.BILINEAR)
-            array = np.asarray(img.convert(self.mode))
-        return _images(array[None], self.mode == "RGB")[0], i
-
-
-def _path(path: str) -> str:
-    return path
-
-
-def _stream_folder(root: Path, image_size: int, workers: int, classes: list[str] | None) -> tuple:
-    """List an ImageFolder tree without decoding it; the first image decides RGB or gray."""
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
-
-    if not root.is_dir():
-        raise DataError(f"imagefolder: data.root={root} is not a folder; set data.root")
-    folder = ImageFolder(str(root), loader=_path)  # paths only, nothing decoded
-    if classes is not None and folder.classes != classes:
-        raise DataError(f"imagefolder: {root} has classes {folder.classes}, expected {classes}")
-    paths = [path for path, _ in folder.samples]
-    with Image.open(paths[0]) as first:
-        mode = "RGB" if first.mode in ("RGB", "RGBA", "P", "CMYK") else "L"
-    shape = (len(paths), 3 if mode == "RGB" else 1, image_size, image_size)
-    images = StreamedImages(FolderImages(paths, image_size, mode), shape, workers)
-    return images, torch.tensor([label for _, label in folder.samples]), tuple(folder.classes)
-
-
 def imagefolder(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
-    """A class-per-folder tree; ``test_root`` (same classes) or a seeded stratified split.
+    """A class-per-folder tree (``lightning_modules/folders.py``, which builds on this module)."""
+    from lightning_modules.folders import read_imagefolder
 
-    ``in_memory: false`` lists the files and decodes them in DataLoader workers as they are
-    needed, instead of decoding every image up front.
-    """
-    if spec.get("in_memory") is False:
-        workers = int(spec.get("workers") or 0)
-        x, y, names = _stream_folder(_root(spec), image_size, workers, None)
-        if spec.get("test_root"):
-            test_root = Path(spec["test_root"]).expanduser()
-            x_te, y_te, _ = _stream_folder(test_root, image_size, workers, list(names))
-            return Raw(x, y, x_te, y_te, names)
-        tr, te = _split_indices(y, spec["test_fraction"], spec["split_seed"])
-        return Raw(take(x, tr), y[tr], take(x, te), y[te], names)
-    x, y, names = _read_folder(_root(spec), image_size, None)
-    if spec.get("test_root"):
-        x_te, y_te, _ = _read_folder(Path(spec["test_root"]).expanduser(), image_size, list(names))
-        return Raw(x, y, x_te, y_te, names)
-    if torch.bincount(y).min() < 2:
-        raise DataError(f"imagefolder: {spec['root']} has a class with fewer than 2 images")
-    return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names)
+    return read_imagefolder(spec, image_size)
 
 
 def fractaldb(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     """Generated fractal categories (cached on disk by their parameters), seeded split."""
     from benchmarks.cache import cached  # the suite's one disk cache (atomic, locked)
+    from benchmarks.keys import versioned
     from lightning_modules.fractaldb import generate
 
     f = spec.get("fractal") or {}
@@ -262,10 +197,12 @@ def fractaldb(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
         images, labels = generate(**params)
         return {"x": torch.from_numpy(images), "y": torch.from_numpy(labels)}, {}
 
-    tensors, _, _ = cached(cache_dir, "fractaldb", {"version": 1, **params}, build)
+    # The images follow from the generation parameters alone (not the model's size or channels).
+    tensors, _, _ = cached(cache_dir, "fractaldb", versioned("fractaldb", params=params), build)
     x, y = tensors["x"].unsqueeze(1).float(), tensors["y"].long()
     names = tuple(f"fractal_{c}" for c in range(params["categories"]))
-    return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names)
+    native = (int(x.shape[2]), int(x.shape[3]))
+    return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names, None, native, 1)
 
 
 LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {

@@ -11,19 +11,24 @@ from __future__ import annotations
 import functools
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lightning_modules import shifts
-from lightning_modules.datasets import LOADERS, DataError, load
+from lightning_modules.datasets import LOADERS, NODE, DataError, load
 from lightning_modules.streaming import Images, StreamedImages, mapped, take
 
 DATASETS = tuple(LOADERS)
 
 
-class DomainError(ValueError):
-    """A domain config that cannot be built (unknown dataset, transform or class)."""
+class DomainError(DataError):
+    """A domain config that cannot be built (unknown dataset, transform or class).
+
+    As :class:`DataError`, the message names the domain's node by a placeholder: ``str()`` says
+    ``data``, ``at("source")`` the key the user set.
+    """
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,36 @@ class Domain:
     y_test: torch.Tensor
     class_names: tuple[str, ...]
     x_unlabeled: torch.Tensor | None = None  # extra images for self-supervised stages only
+    dataset: str = ""
+    transform: Any = None
+    native_size: tuple[int, int] | None = None  # (H, W) on disk, before the resize
+    native_channels: int | None = None
 
     @property
     def num_classes(self) -> int:
         """Number of classes of the label space."""
         return len(self.class_names)
+
+    def facts(self) -> dict[str, Any]:
+        """What the domain is and what was done to it: the record's ``domains`` entry.
+
+        The native and used size and channels are stated because every image is resized and
+        converted to the model's input (24x24 RGB may become 16x16 gray) without a word.
+        """
+        native = list(self.native_size) if self.native_size is not None else None
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "classes": list(self.class_names),
+            "n_train": len(self.x_train),
+            "n_test": len(self.x_test),
+            "n_unlabeled": 0 if self.x_unlabeled is None else len(self.x_unlabeled),
+            "transform": self.transform,
+            "native_size": native,
+            "native_channels": self.native_channels,
+            "used_size": [int(self.x_train.shape[2]), int(self.x_train.shape[3])],
+            "used_channels": int(self.x_train.shape[1]),
+        }
 
     def class_counts(self) -> dict[str, int]:
         """Training examples per class: the ceiling of any per-class budget."""
@@ -105,19 +135,22 @@ def build_domain(
     spec = json.loads(spec_json)
     if spec["dataset"] not in LOADERS:
         raise DomainError(
-            f"data.dataset={spec['dataset']!r} is unknown; allowed: {', '.join(LOADERS)}"
+            f"{NODE}.dataset={spec['dataset']!r} is unknown; allowed: {', '.join(LOADERS)}"
         )
     try:
         raw = load(spec_json, image_size, cache_dir)
         shifts.parse(spec["transform"])
-    except (DataError, shifts.ShiftError) as err:
-        raise DomainError(str(err)) from None
+    except DataError as err:
+        raise DomainError(err.args[0]) from None
+    except shifts.ShiftError as err:
+        raise DomainError(str(err).replace("data.", f"{NODE}.", 1)) from None
     all_classes = tuple(range(len(raw.class_names)))
     keep = all_classes if spec.get("classes") is None else tuple(spec["classes"])
     bad = [c for c in keep if c not in all_classes]
     if bad or not keep:
         raise DomainError(
-            f"data.classes={list(keep)} is invalid; allowed: a subset of 0..{len(all_classes) - 1}"
+            f"{NODE}.classes={list(keep)} is invalid; "
+            f"allowed: a subset of 0..{len(all_classes) - 1}"
         )
     lookup = torch.full((len(all_classes),), -1, dtype=torch.long)
     lookup[list(keep)] = torch.arange(len(keep))
@@ -134,4 +167,5 @@ def build_domain(
     xte, yte = select(raw.x_test, raw.y_test)
     extra = pipeline(raw.x_unlabeled) if raw.x_unlabeled is not None else None
     names = tuple(raw.class_names[c] for c in keep)
-    return Domain(name, xtr, ytr, xte, yte, names, extra)
+    facts = (spec["dataset"], spec["transform"], raw.native_size, raw.native_channels)
+    return Domain(name, xtr, ytr, xte, yte, names, extra, *facts)

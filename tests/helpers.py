@@ -90,3 +90,18 @@ def digits_domain(name, classes, transform, size, in_chans=1, cache_dir="/nonexi
 
     classes = list(classes) if classes is not None else None
     return build_domain(name, domain_spec("digits", classes, transform), size, in_chans, cache_dir)
+
+
+def write_image_tree(root, size=24, rgb=True, per_class=6, classes=("ants", "bees")):
+    """A tiny image-folder tree of one image size, RGB or gray, that the test writes itself."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            shape = (size, size, 3) if rgb else (size, size)
+            array = (rng.random(shape) * 100 + 120 * c).astype("uint8")
+            Image.fromarray(array, "RGB" if rgb else "L").save(root / name / f"{i}.png")
+    return root

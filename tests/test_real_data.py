@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 import torch
-from helpers import TINY_STEPS, run_cli
+from helpers import TINY_STEPS, run_cli, write_image_tree
 from PIL import Image
 
 from benchmarks.config import ConfigError, validate
@@ -137,6 +137,7 @@ def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
     from benchmarks.run import _context
 
     base = ["data=imagefolder", f"data.root={tmp_path / 'shapes'}", "budget.per_class=3"]
+    base.append("data@source=digits")  # the target streams; the default own_images source would too
     streamed_ctx = _context(compose_cfg(*base, "data.in_memory=false", "data.workers=2"))
     memory_ctx = _context(compose_cfg(*base))
     assert isinstance(streamed_ctx.target.x_train, StreamedImages)
@@ -177,3 +178,35 @@ def test_new_options_reject_nonsense_in_one_line(overrides, match, compose_cfg):
     with pytest.raises(ConfigError, match=match) as err:
         validate(compose_cfg(*overrides), READS)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_cfg, tmp_path):
+    """The fault end to end: one cache folder, an RGB image-folder run, then the README's run."""
+    tree = write_image_tree(tmp_path / "rgb", size=24, rgb=True)
+    folder = ["data=imagefolder", f"data.root={tree}", "data@source=digits", "budget.per_class=2"]
+    first = execute(compose_cfg(*folder, "regime=finetune"), tmp_path / "rgb_run")
+    assert first["status"] == "ok", first["error"]
+    second = execute(compose_cfg("regime=finetune"), tmp_path / "digits_run")
+    assert second["status"] == "ok", second["error"]  # was: size mismatch for conv1
+    assert second["info"]["pretrain_cached"] is False
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        (["data@source=imagefolder", "source.root=/nope"], "source.root=/nope is not a folder"),
+        (["source.classes=[99]"], r"source.classes=\[99\] is invalid"),
+        (["data.classes=[99]"], r"data.classes=\[99\] is invalid"),
+        (["regime=continual_pretrain", "stream.s1.classes=[99]"], r"stream.s1.classes=\[99\]"),
+    ],
+)
+def test_a_domain_that_cannot_be_built_names_the_key_the_user_set(overrides, match, compose_cfg):
+    from benchmarks.run import _context
+
+    with pytest.raises(ConfigError, match=match) as err:
+        _context(compose_cfg(*overrides))
+    message = str(err.value)
+    assert "\n" not in message
+    if not match.startswith("data."):
+        assert "data." not in message  # was: "set data.root" for source.root

@@ -115,11 +115,40 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
             "hydra.launcher.n_jobs=0 is invalid; allowed: a positive int",
             True,
         ),
+        # what only the data can say is checked for every job before the first one trains too
+        (
+            ["-m", "regime=scratch,finetune", "budget.per_class=1,500"],
+            "budget.per_class=500 is larger than the smallest class (122 training examples); "
+            "allowed: 1..122 or 'all' (job: regime=scratch budget.per_class=500)",
+            True,
+        ),
+        (
+            [
+                "-m",
+                "regime=continual_pretrain",
+                "budget.per_class=50",
+                "stream.s1.test_fraction=0.9",
+            ],
+            "budget.per_class=50 is larger than the smallest class (17 training examples); "
+            "allowed: 1..17 or 'all' (domain digits_rot90)",
+            True,
+        ),
+        (
+            ["-m", "regime=scratch", "data@source=imagefolder", "source.root=/nope"],
+            "imagefolder: source.root=/nope is not a folder; set source.root",
+            True,
+        ),
+        (["seed=-1"], "seed=-1 is invalid; allowed: an int >= 0", True),
+        (
+            ["data@source=imagefolder", "source.root=/nope"],
+            "imagefolder: source.root=/nope is not a folder; set source.root",
+            True,
+        ),
     ],
 )
 def test_bad_input_is_one_clear_error_and_writes_nothing(args, match, one_line, tmp_path):
     proc = _run(args, tmp_path, check=False)
-    assert proc.returncode != 0
+    assert proc.returncode == 2, proc.stderr
     assert match in proc.stderr
     if one_line:
         assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr

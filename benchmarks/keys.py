@@ -1,0 +1,135 @@
+"""Cache keys: built from the values a build actually used, not config fields left ``null``.
+
+``model.in_chans: null`` means "the target's channels": a key that hashed the config alone gave
+an RGB image-folder run and a gray digits run the same pretrained backbone, and the second run
+crashed loading it (``size mismatch for conv1``). So keys hold the resolved channels and image
+size, each domain's resolved spec (absolute paths) together with what was loaded from it (class
+names, split sizes, native and used shapes), the settings of the stage, the seed, threads, the
+determinism flag, the device and :data:`CACHE_VERSION`. :func:`common` builds the part every
+run-dependent key shares, so the keys cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
+
+if TYPE_CHECKING:
+    from benchmarks.stages import RunContext
+    from lightning_modules.domains import Domain
+
+CACHE_VERSION = 4  # bump when a change to the code changes what a cached artefact contains
+
+
+def versioned(kind: str, **parts: Any) -> dict[str, Any]:
+    """The smallest key: the code version, the artefact kind and its inputs."""
+    return {"version": CACHE_VERSION, "kind": kind, **parts}
+
+
+def _container(node: DictConfig) -> Any:
+    return OmegaConf.to_container(node, resolve=True)
+
+
+def domain_key(node: DictConfig, dom: Domain) -> dict[str, Any]:
+    """A domain as used: its resolved spec and what was loaded from it.
+
+    Relative and ``~`` paths are made absolute (``./data`` is another folder from another
+    directory); the loaded facts catch what the spec cannot say, such as an image folder whose
+    files were replaced (gray for RGB) under the same path. The name only labels the domain.
+    """
+    spec = _container(node)
+    for field in ("root", "test_root"):
+        if spec.get(field):
+            spec[field] = str(Path(spec[field]).expanduser().resolve())
+    spec.pop("name", None)
+    facts = dom.facts()
+    facts.pop("name")
+    return {"spec": spec, "loaded": facts}
+
+
+def common(ctx: RunContext, kind: str, seed: int) -> dict[str, Any]:
+    """What every key of a run shares: the model as built, the seed and how the fits ran.
+
+    The channels are the target domain's as converted (the resolved ``model.in_chans``), the
+    side length the model's; threads, the determinism flag, the device and the trainer settings
+    change the numbers a fit produces.
+    """
+    cfg = ctx.cfg
+    trainer = _container(cfg.trainer)
+    trainer.pop("enable_progress_bar", None)
+    model = {
+        "name": cfg.model.name,
+        "image_size": int(cfg.model.image_size),
+        "in_chans": int(ctx.target.x_train.shape[1]),
+        "drop_rate": cfg.model.drop_rate,
+    }
+    return versioned(
+        kind,
+        model=model,
+        seed=int(seed),
+        threads=int(cfg.threads),
+        deterministic=bool(cfg.deterministic),
+        device=ctx.device.type,
+        trainer=trainer,
+    )
+
+
+def pretrain(ctx: RunContext, seed: int) -> dict[str, Any]:
+    """The source-pretrained backbone (and its source probe, whose numbers the entry keeps)."""
+    cfg = ctx.cfg
+    key = common(ctx, "pretrain", seed) | {
+        "pretrain": _container(cfg.pretrain),
+        "source": domain_key(cfg.source, ctx.source),
+        "probe": _container(cfg.probe),  # the cached source accuracy is this probe's
+    }
+    checkpoint = cfg.model.checkpoint
+    if cfg.pretrain.objective == "timm" and checkpoint:
+        path = Path(str(checkpoint)).expanduser().resolve()
+        key["checkpoint"] = str(path)
+        if path.exists():  # edits rebuild
+            key["checkpoint_file"] = [path.stat().st_size, path.stat().st_mtime_ns]
+    return key
+
+
+def continued(
+    ctx: RunContext, base: dict[str, Any], node: DictConfig, dom: Domain, earlier: int
+) -> dict[str, Any]:
+    """One continued-pretraining stage, chained to the key of the stage before (``base``).
+
+    ``earlier`` is how many domains replay draws from: incremental pretraining replays none,
+    the first stage of a stream the source, so their otherwise equal stages differ.
+    """
+    return {
+        "base": base,
+        "target": domain_key(node, dom),
+        "continued": _container(ctx.cfg.continued_pretrain),
+        "earlier": int(earlier),
+    }
+
+
+def features(ctx: RunContext, backbone_hash: str) -> dict[str, Any]:
+    """The frozen backbone's target train/test features."""
+    return common(ctx, "features", ctx.cfg.seed) | {
+        "backbone": backbone_hash,
+        "target": domain_key(ctx.cfg.data, ctx.target),
+    }
+
+
+def stream_start(
+    ctx: RunContext, backbone_hash: str, domains: list[Domain], seed: int
+) -> dict[str, Any]:
+    """Row 0 of a stream's accuracy matrix and its random-init baselines.
+
+    ``domains`` are the stream's (after the source, which the backbone's key holds); the
+    labelled subsets follow from the budget and ``seed``.
+    """
+    cfg = ctx.cfg
+    nodes = [cfg.stream[name] for name in cfg.stream]
+    return common(ctx, "stream_start", seed) | {
+        "backbone": backbone_hash,
+        "stream": [domain_key(n, d) for n, d in zip(nodes, domains, strict=True)],
+        "probe": _container(cfg.probe),
+        "budget": str(cfg.budget.per_class),
+    }

@@ -1,0 +1,74 @@
+"""Checks that need the data: domains that build, budgets they can supply, weights that fit.
+
+The schema and :func:`benchmarks.config.validate` check what a config says; whether
+``budget.per_class=500`` fits the smallest class, or whether ``source.root`` holds images, only
+the loaded data can say. A single run checks it before training (``benchmarks/run.py``); a sweep
+checks every job before the first one trains (``benchmarks/sweeper.py``), loading each distinct
+domain once (the domain builders are cached per process).
+"""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.config import ConfigError
+from benchmarks.stages import domain, new_backbone
+from lightning_modules.backbones import ModelError, load_checkpoint
+from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
+from lightning_modules.datasets import load
+from lightning_modules.domains import Domain, DomainError, build_domain
+
+
+def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor]:
+    """Source and target domains and the labelled subset of the target's train split.
+
+    Also builds every ``stream`` domain of a regime that reads it, and checks the budget there
+    and on the source (continual pretraining fits a budget probe on each).
+
+    Raises:
+        ConfigError: one line naming the key, the value and what is allowed.
+    """
+    try:
+        source = domain(cfg.source, cfg)
+        target = domain(cfg.data, cfg)
+        per_class = parse_per_class(cfg.budget.per_class)
+        labelled = budget_indices(target.y_train, per_class, cfg.seed)
+        if cfg.regime.name == "continual_pretrain":
+            for dom in (source, *(domain(cfg.stream[k], cfg) for k in cfg.stream)):
+                _budget_fits(dom, per_class, cfg.seed)
+        if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
+            load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
+    except (DomainError, BudgetError, ModelError) as err:
+        raise ConfigError(str(err)) from None
+    return source, target, labelled
+
+
+def _budget_fits(dom: Domain, per_class: int | None, seed: int) -> None:
+    try:
+        budget_indices(dom.y_train, per_class, seed)
+    except BudgetError as err:
+        raise BudgetError(f"{err} (domain {dom.name})") from None
+
+
+def release() -> None:
+    """Drop the decoded domains: a sweep whose jobs run in other processes never reuses them.
+
+    The sweeper's process would otherwise hold every domain it checked (4.9 GB for STL-10's
+    unlabeled split) for the whole sweep, beside the workers' own copies.
+    """
+    build_domain.cache_clear()
+    load.cache_clear()
+
+
+def signature(cfg: DictConfig) -> str:
+    """What :func:`prepare`'s verdict depends on, to check each distinct job once.
+
+    The seed only picks which examples are labelled, never whether the budget fits.
+    """
+    nodes = ("source", "data", "stream", "model", "budget", "paths")
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in nodes}
+    parts["regime"], parts["objective"] = cfg.regime.name, cfg.pretrain.objective
+    return json.dumps(parts, sort_keys=True, default=str)
