@@ -174,3 +174,12 @@ def test_longer_pretrain_continues_on_the_source_like_incremental_on_the_target(
     assert key["continued"]["steps"] == inc["config"]["continued_pretrain"]["steps"]
     samples = "continued_pretrain_samples"
     assert lon["compute"][samples] == inc["compute"][samples]
+
+
+def test_the_probe_records_how_its_l2_was_chosen(compose_cfg, tmp_path):
+    one = execute(compose_cfg("regime=pixels", "budget.per_class=1"), tmp_path / "one")["info"]
+    assert one["probe_l2_selected_by"] == "default" and one["probe_l2_at_edge"] is False
+    cfg = compose_cfg("regime=pixels", "budget.per_class=5", "probe.l2_grid=[1e3,1e4]")
+    edge = execute(cfg, tmp_path / "edge")["info"]  # two values: any choice is an edge
+    assert edge["probe_l2_selected_by"] == "cv" and edge["probe_l2_at_edge"] is True
+    assert edge["probe_l2"] in (1e3, 1e4)
