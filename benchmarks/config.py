@@ -18,6 +18,7 @@ import timm
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from benchmarks.baseline_config import KnnConfig, LabelSpreadingConfig, SvmConfig, problem
 from lightning_modules import shifts
 from lightning_modules.budgets import BudgetError, parse_per_class
 from lightning_modules.domains import DATASETS
@@ -123,6 +124,9 @@ class TrainConfig:
 
 
 HEAD_INITS = ("random", "probe")
+# Regimes whose name says how the head starts: a config that contradicts the name is refused.
+HEAD_INIT_OF = {"finetune": "random", "lp_ft": "probe"}
+GRADIENT_NODES = ("pretrain", "continued_pretrain", "train")  # steps, batch_size, warmup
 
 
 @dataclass
@@ -192,7 +196,9 @@ class RunConfig:
 
     name: str = MISSING
     question: str = MISSING
-    seed: int = MISSING
+    seed: int = MISSING  # shorthand for the two below; only they reach the code
+    subset_seed: int = MISSING  # which examples are labelled
+    train_seed: int = MISSING  # init, batch order, augmentation, pretraining, CV folds
     threads: int = MISSING
     deterministic: bool = MISSING
     source: DomainConfig = field(default_factory=DomainConfig)
@@ -206,6 +212,9 @@ class RunConfig:
     stream: dict[str, DomainConfig] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    svm: SvmConfig = field(default_factory=SvmConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
+    label_spreading: LabelSpreadingConfig = field(default_factory=LabelSpreadingConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     comparisons: ComparisonsConfig = field(default_factory=ComparisonsConfig)
@@ -319,6 +328,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(cfg.regime.name in reads, "regime.name", cfg.regime.name, ", ".join(sorted(reads)))
     _check(cfg.seed >= 0, "seed", cfg.seed, "an int >= 0")  # numpy rejects negative seeds
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
+    for key in ("seed", "subset_seed", "train_seed"):
+        _check(cfg[key] >= 0, key, cfg[key], "an int >= 0")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
     _check(
         timm.is_model(cfg.model.name),
@@ -336,16 +347,22 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
                 f"{node}.{missing[0]} is not set; regime {cfg.regime.name} reads it "
                 f"(set it in conf/regime/{cfg.regime.name}.yaml or as an override)"
             )
+        if node not in GRADIENT_NODES:  # a baseline's node: svm, knn, label_spreading
+            if (bad := problem(node, cfg[node])) is not None:
+                _check(False, *bad)
+            continue
         for key in ("steps", "batch_size"):
             _check(cfg[node][key] >= 1, f"{node}.{key}", cfg[node][key], "an int >= 1")
         warmup = cfg[node].warmup_fraction
         _check(0 <= warmup < 1, f"{node}.warmup_fraction", warmup, "0 <= fraction < 1")
     if "train" in reads[cfg.regime.name]:
+        name = cfg.regime.name
+        allowed = HEAD_INIT_OF.get(name)
         _check(
-            cfg.train.head_init in HEAD_INITS,
+            cfg.train.head_init in ((allowed,) if allowed else HEAD_INITS),
             "train.head_init",
             cfg.train.head_init,
-            ", ".join(HEAD_INITS),
+            f"{allowed} for {name}" if allowed else ", ".join(HEAD_INITS),
         )
     if "continued_pretrain" in reads[cfg.regime.name]:
         c = cfg.continued_pretrain

@@ -49,8 +49,11 @@ def domain_key(node: DictConfig, dom: Domain) -> dict[str, Any]:
     return {"spec": spec, "loaded": facts}
 
 
-def common(ctx: RunContext, kind: str, seed: int) -> dict[str, Any]:
-    """What every key of a run shares: the model as built, the seed and how the fits ran.
+def common(ctx: RunContext, kind: str) -> dict[str, Any]:
+    """What every key of a run shares: the model as built, the train seed and how fits ran.
+
+    ``train_seed``, not ``subset_seed``: every labelled subset of a train seed shares one
+    pretraining; a key that depends on the labelled subset adds ``subset_seed`` itself.
 
     The channels are the target domain's as converted (the resolved ``model.in_chans``), the
     side length the model's; threads, the determinism flag, the device and the trainer settings
@@ -68,7 +71,7 @@ def common(ctx: RunContext, kind: str, seed: int) -> dict[str, Any]:
     return versioned(
         kind,
         model=model,
-        seed=int(seed),
+        train_seed=int(cfg.train_seed),
         threads=int(cfg.threads),
         deterministic=bool(cfg.deterministic),
         device=ctx.device.type,
@@ -76,10 +79,10 @@ def common(ctx: RunContext, kind: str, seed: int) -> dict[str, Any]:
     )
 
 
-def pretrain(ctx: RunContext, seed: int) -> dict[str, Any]:
+def pretrain(ctx: RunContext) -> dict[str, Any]:
     """The source-pretrained backbone (and its source probe, whose numbers the entry keeps)."""
     cfg = ctx.cfg
-    key = common(ctx, "pretrain", seed) | {
+    key = common(ctx, "pretrain") | {
         "pretrain": _container(cfg.pretrain),
         "source": domain_key(cfg.source, ctx.source),
         "probe": _container(cfg.probe),  # the cached source accuracy is this probe's
@@ -111,25 +114,24 @@ def continued(
 
 def features(ctx: RunContext, backbone_hash: str) -> dict[str, Any]:
     """The frozen backbone's target train/test features."""
-    return common(ctx, "features", ctx.cfg.seed) | {
+    return common(ctx, "features") | {
         "backbone": backbone_hash,
         "target": domain_key(ctx.cfg.data, ctx.target),
     }
 
 
-def stream_start(
-    ctx: RunContext, backbone_hash: str, domains: list[Domain], seed: int
-) -> dict[str, Any]:
+def stream_start(ctx: RunContext, backbone_hash: str, domains: list[Domain]) -> dict[str, Any]:
     """Row 0 of a stream's accuracy matrix and its random-init baselines.
 
     ``domains`` are the stream's (after the source, which the backbone's key holds); the
-    labelled subsets follow from the budget and ``seed``.
+    labelled subsets follow from the budget and ``subset_seed``.
     """
     cfg = ctx.cfg
     nodes = [cfg.stream[name] for name in cfg.stream]
-    return common(ctx, "stream_start", seed) | {
+    return common(ctx, "stream_start") | {
         "backbone": backbone_hash,
         "stream": [domain_key(n, d) for n, d in zip(nodes, domains, strict=True)],
         "probe": _container(cfg.probe),
         "budget": str(cfg.budget.per_class),
+        "subset_seed": int(cfg.subset_seed),  # the per-domain labelled subsets
     }

@@ -35,10 +35,10 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor]:
         source = domain(cfg.source, cfg)
         target = domain(cfg.data, cfg)
         per_class = parse_per_class(cfg.budget.per_class)
-        labelled = budget_indices(target.y_train, per_class, cfg.seed)
+        labelled = budget_indices(target.y_train, per_class, cfg.subset_seed)
         if cfg.regime.name == "continual_pretrain":
             for dom in (source, *(domain(cfg.stream[k], cfg) for k in cfg.stream)):
-                _budget_fits(dom, per_class, cfg.seed)
+                _budget_fits(dom, per_class, cfg.subset_seed)
         if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
             load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
     except (DomainError, BudgetError, ModelError) as err:
@@ -66,7 +66,7 @@ def release() -> None:
 def signature(cfg: DictConfig) -> str:
     """What :func:`prepare`'s verdict depends on, to check each distinct job once.
 
-    The seed only picks which examples are labelled, never whether the budget fits.
+    The subset seed only picks which examples are labelled, never whether the budget fits.
     """
     nodes = ("source", "data", "stream", "model", "budget", "paths")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in nodes}

@@ -1,6 +1,7 @@
 """``regimebench``: one run (one Hydra job) from config to ``record.json``.
 
     regimebench regime=finetune budget.per_class=5 seed=0      # one run
+    regimebench regime=finetune subset_seed=1 train_seed=0     # another labelled subset
     regimebench -m experiment=digits                          # the default comparison sweep
 
 The entry point composes, validates, seeds and dispatches ``REGIMES[cfg.regime.name]``; the ML
@@ -63,6 +64,7 @@ def config_hash(cfg: DictConfig) -> str:
             data.pop(node, None)
     data.pop("question", None)
     data.pop("comparisons", None)  # what the report compares, not what a run computes
+    data.pop("seed", None)  # shorthand: subset_seed and train_seed hold what it set
     data["trainer"].pop("enable_progress_bar", None)
     return stable_hash(data)
 
@@ -100,6 +102,8 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "target": cfg.data.name,
         "model": cfg.model.name,
         "seed": cfg.seed,
+        "subset_seed": cfg.subset_seed,
+        "train_seed": cfg.train_seed,
         "threads": cfg.threads,
         "budget": {
             "per_class": str(cfg.budget.per_class),
@@ -158,7 +162,8 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
 
 def _summary(record: dict[str, Any]) -> str:
     cfg = record["config"]
-    what = f"{cfg['regime']['name']} per_class={cfg['budget']['per_class']} seed={cfg['seed']}"
+    seeds = f"subset_seed={cfg['subset_seed']} train_seed={cfg['train_seed']}"
+    what = f"{cfg['regime']['name']} per_class={cfg['budget']['per_class']} {seeds}"
     if record["status"] != "ok":
         return f"{what}: FAILED ({record['error']})"
     acc = record["metrics"]["test/acc"]

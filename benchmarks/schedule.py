@@ -27,16 +27,19 @@ def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Seque
     the same total time.
     """
 
-    def backbone_key(job: Sequence[str]) -> tuple[str, ...]:
-        return tuple(sorted(o for o in job if not o.startswith(("budget.per_class=", "regime="))))
+    def backbone_key(job: Sequence[str], stage: str) -> tuple[str, ...]:
+        shared = ("budget.per_class=", "regime=", "subset_seed=")  # one backbone for all of them
+        key = tuple(sorted(o for o in job if not o.startswith(shared)))
+        # incremental_pretrain and longer_pretrain continue on different domains
+        return key + (regime_of(job, default_regime),) if stage == "continued_pretrain" else key
 
     first: list[int] = []
     for stage in CACHED_STAGES:
         seen: set[tuple[str, ...]] = set()
         for i, job in enumerate(jobs):
             needs = stage in READS.get(regime_of(job, default_regime), ())
-            if needs and backbone_key(job) not in seen:
-                seen.add(backbone_key(job))
+            if needs and backbone_key(job, stage) not in seen:
+                seen.add(backbone_key(job, stage))
                 if i not in first:
                     first.append(i)
     chosen = set(first)

@@ -1,8 +1,10 @@
 """The work regimes share: build domains and backbones, pretrain (cached), fit, probe, evaluate.
 
-Every random consumer is seeded explicitly from the run seed (backbone init, head init, batch
-sampling, augmentation), so a run's result does not depend on which runs came before it in the
-same process: an in-process sweep and a lone run give the same record.
+Every random consumer is seeded explicitly from ``train_seed`` (backbone init, head init, batch
+sampling, augmentation, pretraining, probe CV folds); ``subset_seed`` only picks the labelled
+examples (``benchmarks/run.py``), so the two sources of variance can be varied apart. Seeding
+every consumer means a run's result does not depend on which runs came before it in the same
+process: an in-process sweep and a lone run give the same record.
 """
 
 from __future__ import annotations
@@ -39,7 +41,13 @@ from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
 from lightning_modules.metrics import classification_metrics
 from lightning_modules.pretrain import PretrainModule
-from lightning_modules.probe import LinearProbe, extract_features, fit_probe
+from lightning_modules.probe import (
+    LinearProbe,
+    cross_validated,
+    extract_features,
+    fit_probe,
+    l2_at_edge,
+)
 from lightning_modules.streaming import Images, concat, take
 
 CACHE_VERSION = keys.CACHE_VERSION  # bump it there: keys are built in benchmarks/keys.py
@@ -200,7 +208,7 @@ def probe_accuracy(
     grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
     labels = labels.to(ctx.device)
     probe = fit_probe(
-        ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.seed, max_iter=p.max_iter
+        ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.train_seed, max_iter=p.max_iter
     )
     acc = float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
     return acc, probe.l2
@@ -248,8 +256,8 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             backbone = weights_backbone(cfg).to(ctx.device)
             acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
             return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
-        backbone = new_backbone(cfg, 1000 + cfg.seed)
-        torch.manual_seed(2000 + cfg.seed)
+        backbone = new_backbone(cfg, 1000 + cfg.train_seed)
+        torch.manual_seed(2000 + cfg.train_seed)
         module = PretrainModule(
             backbone,
             p.objective,
@@ -259,13 +267,13 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             p.steps,
             p.warmup_fraction,
             p.temperature or 0.5,
-            seed=cfg.seed,
+            seed=cfg.train_seed,
         )
         if p.objective == "simclr":  # labels unused: unlabelled extra images join (STL-10)
             x, y = ssl_images(ctx.source).to(ctx.device), None
         else:
             x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
-        fit(cfg, module, RandomBatches(x, y, p.batch_size, p.steps, cfg.seed))
+        fit(cfg, module, RandomBatches(x, y, p.batch_size, p.steps, cfg.train_seed))
         acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
         state, meta = clone_state(backbone), {"source_l2": l2}
@@ -275,13 +283,12 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         return state, meta | {"source_acc": acc, "samples": p.steps * p.batch_size * views}
 
     with ctx.phase("pretrain"):
-        state, meta, hit = cached(
-            cfg.paths.cache_dir, "pretrain", keys.pretrain(ctx, cfg.seed), build
-        )
+        state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", keys.pretrain(ctx), build)
         backbone = new_backbone(cfg, 0)
         backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
     ctx.info["source_probe_l2"] = meta["source_l2"]
+    ctx.info["source_probe_l2_at_edge"] = l2_at_edge(meta["source_l2"], cfg.probe.l2_grid)
     head = {k.removeprefix(HEAD): v for k, v in state.items() if k.startswith(HEAD)}
     if head:
         ctx.source_head = nn.Linear(head["weight"].shape[1], head["weight"].shape[0])
@@ -319,11 +326,11 @@ def continued_backbone(
     cfg, c = ctx.cfg, ctx.cfg.continued_pretrain
     target_cfg = target_cfg if target_cfg is not None else cfg.data
     target = domain(target_cfg, cfg)
-    base = base_key or keys.pretrain(ctx, cfg.seed)
+    base = base_key or keys.pretrain(ctx)
     key = keys.continued(ctx, base, target_cfg, target, len(earlier))
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        torch.manual_seed(3000 + cfg.seed)
+        torch.manual_seed(3000 + cfg.train_seed)
         module = PretrainModule(
             backbone,
             "simclr",
@@ -333,12 +340,12 @@ def continued_backbone(
             c.steps,
             c.warmup_fraction,
             cfg.pretrain.temperature or 0.5,
-            seed=cfg.seed,
+            seed=cfg.train_seed,
             schedule=c.schedule,
         )
         x_new = ssl_images(target).to(ctx.device)
         x_old = concat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else None
-        seed = cfg.seed + 1000 * (stage - 1)
+        seed = cfg.train_seed + 1000 * (stage - 1)
         fit(cfg, module, ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed))
         return clone_state(backbone), {
             "source_acc": probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])[0],
@@ -379,10 +386,12 @@ def fit_labelled_probe(ctx: RunContext, features: torch.Tensor) -> LinearProbe:
         ctx.target.num_classes,
         p.l2_grid,
         p.default_l2,
-        seed=ctx.cfg.seed,
+        seed=ctx.cfg.train_seed,
         max_iter=p.max_iter,
     )
-    ctx.info["probe_l2"] = probe.l2
+    cv = cross_validated(labels, ctx.target.num_classes, p.l2_grid)
+    ctx.info |= {"probe_l2": probe.l2, "probe_l2_selected_by": "cv" if cv else "default"}
+    ctx.info["probe_l2_at_edge"] = cv and l2_at_edge(probe.l2, p.l2_grid)  # report: say so
     return probe
 
 
@@ -391,9 +400,9 @@ def classifier_and_batches(
     backbone: nn.Module,
     head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[ClassifierModule, RandomBatches]:
-    """The module and the batches of one target fit, seeded from the run seed."""
+    """The module and the batches of one target fit, seeded from ``train_seed``."""
     cfg, t = ctx.cfg, ctx.cfg.train
-    torch.manual_seed(4000 + cfg.seed)
+    torch.manual_seed(4000 + cfg.train_seed)
     module = ClassifierModule(
         backbone,
         ctx.target.num_classes,
@@ -403,12 +412,12 @@ def classifier_and_batches(
         t.steps,
         t.warmup_fraction,
         t.augment,
-        cfg.seed,
+        cfg.train_seed,
         head_init,
     )
     x = take(ctx.target.x_train, ctx.labelled).to(ctx.device)
     y = ctx.target.y_train[ctx.labelled].to(ctx.device)
-    return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.seed)
+    return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.train_seed)
 
 
 def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
@@ -425,6 +434,7 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
                 ctx, extract_features(backbone, ctx.target.x_train.to(ctx.device))
             )
         head_init = (probe.weight.float(), probe.bias.float())
+    ctx.info["head_init"] = t.head_init
     module, batches = classifier_and_batches(ctx, backbone, head_init)
     with ctx.phase("train"):
         fit(cfg, module, batches)

@@ -1,4 +1,4 @@
-"""Label budgets: stratified, nested subsets that depend only on (seed, budget).
+"""Label budgets: stratified, nested subsets that depend only on (subset_seed, budget).
 
 Every class's training indices are shuffled once by a generator seeded with (seed, class); a
 budget of k examples per class takes the first k of each. So a smaller budget is always a subset
@@ -42,7 +42,7 @@ def budget_indices(labels: torch.Tensor, per_class: int | None, seed: int) -> to
     Args:
         labels: training labels 0..K-1.
         per_class: examples per class, or None for all of them.
-        seed: the run seed; the subset depends on nothing else.
+        seed: the run's ``subset_seed``; the subset depends on nothing else.
 
     Raises:
         BudgetError: when a class has fewer than ``per_class`` examples.

@@ -5,8 +5,9 @@ initialise it exactly: ``head_init`` = (weight, bias) of a probe gives Kumar et 
 start (arXiv 2202.10054), which on 1-shot digits_5to9 measured 0.73 against 0.62 for a random
 head (SimCLR backbone, 3 seeds).
 
-One module serves ``scratch``, ``finetune`` and ``incremental_pretrain``; they differ only in the
-backbone they pass in and the learning rates in their regime config. The backbone is built
+One module serves ``scratch``, ``finetune``, ``lp_ft``, ``incremental_pretrain`` and
+``longer_pretrain``; they differ only in the backbone they pass in, the head's start and the
+learning rates in their regime config. The backbone is built
 outside and injected (Lightning examples, lightning-hydra-template), so the same module trains a
 random, a pretrained or a continued-pretrained backbone.
 """

@@ -44,7 +44,7 @@ def _ctx(compose_cfg, *overrides):
 
 def _pretrain_hash(compose_cfg, *overrides):
     ctx = _ctx(compose_cfg, *overrides)
-    return stable_hash(keys.pretrain(ctx, ctx.cfg.seed))
+    return stable_hash(keys.pretrain(ctx))
 
 
 @pytest.mark.parametrize("change", PRETRAIN_INPUTS)
@@ -57,6 +57,8 @@ def test_pretrain_key_ignores_what_does_not_change_the_backbone(compose_cfg, tmp
     assert base == _pretrain_hash(compose_cfg, "train.steps=7", "budget.per_class=2")
     assert base == _pretrain_hash(compose_cfg, "trainer.enable_progress_bar=true")
     assert base == _pretrain_hash(compose_cfg, "source.name=renamed")
+    assert base == _pretrain_hash(compose_cfg, "subset_seed=5")  # subsets share a pretraining
+    assert base != _pretrain_hash(compose_cfg, "train_seed=5")
 
 
 def _clear_domain_caches():
@@ -72,7 +74,7 @@ def test_keys_follow_channels_that_come_from_the_data(compose_cfg, tmp_path):
     def hashes():
         _clear_domain_caches()
         ctx = _ctx(compose_cfg, *args)
-        pre = keys.pretrain(ctx, 0)
+        pre = keys.pretrain(ctx)
         return (
             stable_hash(pre),
             stable_hash(keys.continued(ctx, pre, ctx.cfg.data, ctx.target, 0)),
@@ -100,16 +102,14 @@ def test_continued_key_misses_on_every_input(change, compose_cfg):
     def h(*overrides):
         ctx = _ctx(compose_cfg, *overrides)
         target = domain(ctx.cfg.data, ctx.cfg)
-        return stable_hash(
-            keys.continued(ctx, keys.pretrain(ctx, ctx.cfg.seed), ctx.cfg.data, target, 0)
-        )
+        return stable_hash(keys.continued(ctx, keys.pretrain(ctx), ctx.cfg.data, target, 0))
 
     assert h() != h(change)
 
 
 def test_continued_key_tells_a_replaying_stream_stage_from_incremental(compose_cfg):
     ctx = _ctx(compose_cfg)
-    base = keys.pretrain(ctx, 0)
+    base = keys.pretrain(ctx)
     alone = keys.continued(ctx, base, ctx.cfg.data, ctx.target, 0)
     assert alone != keys.continued(ctx, base, ctx.cfg.data, ctx.target, 1)
     assert alone != keys.continued(ctx, {**base, "seed": 9}, ctx.cfg.data, ctx.target, 0)
@@ -128,14 +128,21 @@ def test_features_key_misses_on_every_input(change, compose_cfg):
 
 @pytest.mark.parametrize(
     "change",
-    ["budget.per_class=2", "probe.max_iter=50", "seed=1", "data@stream.s1=digits_0to4"],
+    [
+        "budget.per_class=2",
+        "probe.max_iter=50",
+        "seed=1",
+        "subset_seed=1",
+        "train_seed=1",
+        "data@stream.s1=digits_0to4",
+    ],
 )
 def test_stream_start_key_misses_on_every_input(change, compose_cfg):
     def h(*overrides):
         ctx = _ctx(compose_cfg, "regime=continual_pretrain", *overrides)
         cfg = ctx.cfg
         stream = [domain(cfg.stream[k], cfg) for k in cfg.stream]
-        return stable_hash(keys.stream_start(ctx, "backbone", stream, cfg.seed))
+        return stable_hash(keys.stream_start(ctx, "backbone", stream))
 
     assert h() != h(change)
 

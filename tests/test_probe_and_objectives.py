@@ -7,7 +7,7 @@ import torch
 from lightning_modules.augment import ssl_view
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.objectives import nt_xent
-from lightning_modules.probe import extract_features, fit_probe, select_l2
+from lightning_modules.probe import _fit, _folds, extract_features, fit_probe, l2_at_edge, select_l2
 
 
 def _blobs(n_per_class: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -89,3 +89,33 @@ def test_warmup_schedule_works_for_any_length(steps):
         opt.step()
         sched.step()
     assert all(lr > 0 for lr in lrs) and max(lrs) <= 1.0 + 1e-9
+
+
+def test_the_default_l2_grid_is_log_spaced_over_1e_6_to_1e5(compose_cfg):
+    grid = list(compose_cfg().probe.l2_grid)
+    assert min(grid) == pytest.approx(1e-6) and max(grid) == pytest.approx(1e5)
+    steps = [math.log10(b / a) for a, b in zip(grid, grid[1:], strict=False)]
+    assert all(s == pytest.approx(steps[0]) for s in steps)
+
+
+def test_a_choice_at_either_end_of_the_grid_is_flagged():
+    grid = [1e-6, 1e-3, 1.0, 1e5]
+    assert l2_at_edge(1e-6, grid) and l2_at_edge(1e5, grid)
+    assert not l2_at_edge(1e-3, grid) and not l2_at_edge(0.1, [0.1])
+
+
+def test_warm_started_cv_chooses_what_cold_fits_choose():
+    """The regularisation path is a speed-up only: the same l2 as fitting every value cold."""
+    x, y = _blobs(6)
+    x = x + torch.randn(x.shape, generator=torch.Generator().manual_seed(5)) * 4  # overlap
+    grid = [1e-6, 1e-4, 1e-2, 1.0, 100.0]
+    correct = {}
+    for l2 in sorted(grid, reverse=True):
+        correct[l2] = 0
+        for val in _folds(y, 5, 0):
+            train = torch.ones(len(y), dtype=torch.bool)
+            train[val] = False
+            probe = _fit(x[train], y[train], 3, l2, 100)
+            correct[l2] += int((probe.logits(x[val]).argmax(1) == y[val]).sum())
+    cold = max(sorted(grid, reverse=True), key=lambda l2: correct[l2])
+    assert select_l2(x, y, 3, grid, default_l2=0.5) == cold

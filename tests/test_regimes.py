@@ -10,6 +10,8 @@ from benchmarks.regimes import REGIMES
 from benchmarks.run import _context, execute
 from benchmarks.stages import pretrained_backbone
 
+PRETRAINED = ("finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain")
+
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
 def test_regime_writes_an_ok_record(regime, compose_cfg, tmp_path):
@@ -20,7 +22,7 @@ def test_regime_writes_an_ok_record(regime, compose_cfg, tmp_path):
     assert 0 <= m["test/acc"] <= 1 and 0 <= m["test/ece"] <= 1
     assert record["budget"]["n_labelled"] == 2 * len(record["classes"]["target"])
     assert (tmp_path / regime / "record.json").exists()
-    pretrained = regime in ("finetune", "linear_probe", "incremental_pretrain")
+    pretrained = regime in PRETRAINED
     assert ("source/forgetting" in m) == pretrained
     if pretrained:
         assert m["source/forgetting"] == pytest.approx(
@@ -116,3 +118,68 @@ def test_supervised_source_keeps_its_head_for_head_retained_forgetting(compose_c
     assert "head-retained" in record["definitions"]["source/head_forgetting"]
     simclr = execute(compose_cfg("regime=finetune"), tmp_path / "ssl")["metrics"]
     assert "source/head_forgetting" not in simclr  # no source head exists
+
+
+def _head_inits(monkeypatch) -> list:
+    """Spy on the head each target fit starts from (None: a new random head)."""
+    from benchmarks import stages
+
+    seen, real = [], stages.classifier_and_batches
+
+    def spy(ctx, backbone, head_init=None):
+        seen.append(head_init)
+        return real(ctx, backbone, head_init)
+
+    monkeypatch.setattr(stages, "classifier_and_batches", spy)
+    return seen
+
+
+def test_lp_ft_head_starts_from_the_probe_and_finetune_does_not(compose_cfg, monkeypatch):
+    from benchmarks.stages import fit_labelled_probe, pretrained_features
+
+    seen = _head_inits(monkeypatch)
+    ctx = _context(compose_cfg("regime=lp_ft", "budget.per_class=5"))
+    REGIMES["lp_ft"](ctx)
+    backbone, _ = pretrained_backbone(ctx)
+    probe = fit_labelled_probe(ctx, pretrained_features(ctx, backbone)[0])
+    assert torch.allclose(seen[0][0], probe.weight.float())
+    assert torch.allclose(seen[0][1], probe.bias.float())
+    assert ctx.info["head_init"] == "probe"
+    ft = _context(compose_cfg("regime=finetune", "budget.per_class=5"))
+    REGIMES["finetune"](ft)
+    assert seen[1] is None and ft.info["head_init"] == "random"
+
+
+@pytest.mark.parametrize(("regime", "wrong"), [("finetune", "probe"), ("lp_ft", "random")])
+def test_a_head_init_against_the_regime_name_is_refused(regime, wrong, compose_cfg, tmp_path):
+    cfg = compose_cfg(f"regime={regime}", f"train.head_init={wrong}")
+    with pytest.raises(ConfigError, match=f"train.head_init='{wrong}' is invalid; allowed: "):
+        execute(cfg, tmp_path / "job")
+
+
+def test_longer_pretrain_continues_on_the_source_like_incremental_on_the_target(
+    compose_cfg, tmp_path
+):
+    inc_cfg = compose_cfg("regime=incremental_pretrain")
+    lon_cfg = compose_cfg("regime=longer_pretrain")
+    for node in ("continued_pretrain", "train", "pretrain"):  # the same compute, the same recipe
+        assert inc_cfg[node] == lon_cfg[node]
+    inc, lon = execute(inc_cfg, tmp_path / "inc"), execute(lon_cfg, tmp_path / "lon")
+    assert lon["status"] == "ok", lon["error"]
+    assert inc["info"]["pretrain_hash"] == lon["info"]["pretrain_hash"]
+    assert inc["info"]["continued_pretrain_hash"] != lon["info"]["continued_pretrain_hash"]
+    entry = tmp_path / "cache" / "continued" / lon["info"]["continued_pretrain_hash"]
+    key = json.loads((entry / "meta.json").read_text())["key"]
+    assert key["target"] == dict(lon["config"]["source"])  # SimCLR ran on the source's images
+    assert key["continued"]["steps"] == inc["config"]["continued_pretrain"]["steps"]
+    samples = "continued_pretrain_samples"
+    assert lon["compute"][samples] == inc["compute"][samples]
+
+
+def test_the_probe_records_how_its_l2_was_chosen(compose_cfg, tmp_path):
+    one = execute(compose_cfg("regime=pixels", "budget.per_class=1"), tmp_path / "one")["info"]
+    assert one["probe_l2_selected_by"] == "default" and one["probe_l2_at_edge"] is False
+    cfg = compose_cfg("regime=pixels", "budget.per_class=5", "probe.l2_grid=[1e3,1e4]")
+    edge = execute(cfg, tmp_path / "edge")["info"]  # two values: any choice is an edge
+    assert edge["probe_l2_selected_by"] == "cv" and edge["probe_l2_at_edge"] is True
+    assert edge["probe_l2"] in (1e3, 1e4)

@@ -193,3 +193,12 @@ def test_parallel_workers_get_the_backbone_builders_first():
     assert builders_first([["seed=0"], ["seed=1"]], "pixels") == [["seed=0"], ["seed=1"]]
     jobs = [["budget.per_class=1", "seed=0"], ["budget.per_class=2", "seed=0"], ["seed=1"]]
     assert builders_first(jobs, "finetune") == [jobs[0], jobs[2], jobs[1]]
+
+
+def test_subset_seeds_share_a_builder_and_each_continued_regime_has_its_own():
+    from benchmarks.schedule import builders_first
+
+    regimes = ("linear_probe", "incremental_pretrain", "longer_pretrain")
+    jobs = [[f"regime={r}", f"subset_seed={s}", "train_seed=0"] for r in regimes for s in (0, 1)]
+    order = builders_first(jobs, default_regime="finetune")
+    assert order[:3] == [jobs[0], jobs[2], jobs[4]]  # one pretraining, two continued stages
