@@ -36,6 +36,7 @@ from benchmarks.records import (
     write_record,
 )
 from benchmarks.regimes import READS, REGIMES, STAGE_NODES
+from benchmarks.samples import record_samples
 from benchmarks.stages import RunContext, domain, new_backbone, training_device
 from lightning_modules.backbones import ModelError, load_checkpoint
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
@@ -86,6 +87,7 @@ def _context(cfg: DictConfig) -> RunContext:
 
 def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
     counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
+    confusion = ctx.info.pop("confusion", None)  # top level: the report reads it per class
     return {
         "schema_version": SCHEMA_VERSION,
         **outcome,
@@ -108,6 +110,9 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
+        "reads": list(READS[cfg.regime.name]),  # the stage nodes that made this run's numbers
+        "confusion": confusion,
+        "samples": record_samples(ctx.source, ctx.target),
         "definitions": definitions_for(outcome["metrics"]),
         "config_hash": chash,
         "job": _job_identity(),
