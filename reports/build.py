@@ -212,6 +212,7 @@ def _context(
         ),
         "acc_table": tables.accuracy_table(summary).to_html(escape=True),
         "summary_table": summary.round(4).to_html(index=False, escape=True, na_rep="-"),
+        "main_metrics_table": tables.main_metrics(summary).to_html(index=False, escape=True),
         "failed": [{"run": r.run_dir, "error": r.error} for r in failed.itertuples()],
         "unreadable": unreadable,
         "varied": varied,

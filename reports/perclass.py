@@ -75,10 +75,12 @@ def confusion_figure(runs: pd.DataFrame, records: list[dict], budget: str) -> Fi
         total = np.sum(mats[arm], axis=0)
         names = _classes(records, len(total))
         ax = fig.add_subplot(rows, cols, k + 1)
-        ax.imshow(total / np.maximum(total.sum(axis=1, keepdims=True), 1), vmin=0, vmax=1)
+        share = total / np.maximum(total.sum(axis=1, keepdims=True), 1)
+        ax.imshow(share, vmin=0, vmax=1)
         if len(total) <= 12:
             for (i, j), v in np.ndenumerate(total):
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color="w")
+                colour = "k" if share[i, j] > 0.6 else "w"  # readable on viridis' yellow end
+                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=6, color=colour)
         ticks = range(len(names)) if len(names) <= 20 else []
         ax.set_xticks(ticks, [names[t] for t in ticks], fontsize=6, rotation=90)
         ax.set_yticks(ticks, [names[t] for t in ticks], fontsize=6)

@@ -109,29 +109,31 @@ def _read(record: dict, node: str) -> bool:
     return f"{node}_hash" in record.get("info", {})  # the run built or loaded that stage
 
 
+def _recipe(parts: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" if k else str(v) for k, v in parts.items() if v is not None)
+
+
 def _recipes(records: list[dict]) -> list[str]:
     """Each distinct pretraining recipe of the group, with the regimes that used it."""
     found: dict[str, set[str]] = {}
     for r in records:
-        cfg = r["config"]
+        cfg, source = r["config"], domain_facts(r, "source").get("name")
         if _read(r, "pretrain"):
             p = cfg.get("pretrain", {})
-            text = (
-                f"{p.get('objective')}: {p.get('steps')} steps, batch {p.get('batch_size')}, "
-                f"lr {p.get('lr')}, on the source ({cfg.get('source', {}).get('name')}, "
-                "train split"
-                + (", labels unused)" if p.get("objective") != "supervised" else ", with labels)")
-            )
-            found.setdefault(text, set()).add(r["regime"])
+            labels = "with labels" if p.get("objective") == "supervised" else "labels unused"
+            what = {"steps": p.get("steps"), "batch": p.get("batch_size"), "lr": p.get("lr")}
+            text = f"{p.get('objective')}: {_recipe(what)}, on the source {source} (train split, "
+            found.setdefault(text + f"{labels})", set()).add(r["regime"])
         if _read(r, "continued_pretrain"):
             c = cfg.get("continued_pretrain", {})
+            what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
+            what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
             text = (
-                f"continued SimCLR: {c.get('steps')} steps, batch {c.get('batch_size')}, "
-                f"lr {c.get('lr')}, replay {c.get('replay')}, schedule {c.get('schedule')}, on "
-                "the target's unlabelled train images (or each stream domain)"
+                f"continued SimCLR: {_recipe(what)}, on the target's unlabelled train images "
+                "(a stream: each stream domain in turn)"
             )
             found.setdefault(text, set()).add(r["regime"])
-    return [f"{text} \u2014 used by {', '.join(sorted(regs))}" for text, regs in found.items()]
+    return [f"{text} — used by {', '.join(sorted(regs))}" for text, regs in found.items()]
 
 
 def _model(record: dict) -> str:

@@ -122,3 +122,20 @@ def environment(records: list[dict]) -> list[tuple[str, str]]:
     """Each environment field with every value the runs had."""
     envs = pd.DataFrame([r["environment"] for r in records]).map(str)
     return [(k, ", ".join(sorted(envs[k].unique()))) for k in envs.columns]
+
+
+MAIN_METRICS = ("test/acc", "test/f1_macro", "test/ece", "source/forgetting")
+
+
+def main_metrics(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary narrowed to what fits a printed page: runs, failures, each metric's mean [CI]."""
+    out = summary[["arm", "per_class", "n", "n_failed"]].copy()
+    for metric in MAIN_METRICS:
+        if summary[f"{metric}_mean"].notna().any():
+            out[metric] = [
+                _cell(m, lo, hi, 0).removesuffix(" n=0")
+                for m, lo, hi in summary[
+                    [f"{metric}_mean", f"{metric}_ci_low", f"{metric}_ci_high"]
+                ].to_numpy()
+            ]
+    return out
