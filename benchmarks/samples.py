@@ -3,7 +3,8 @@
 A report on a user's own photos should show that the model saw 16x16 gray thumbnails, if that
 is what it saw. The images are the domain's train tensors after class selection, shift,
 channel conversion and resize (before training augmentation), one per class first, as one
-base64 PNG strip: a few hundred bytes per domain, so a record stays small.
+base64 PNG strip: a few hundred bytes per domain (images above 64 px are shrunk to 64 px for the
+strip only), so a record stays small.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import base64
 import io
 
 import torch
+import torch.nn.functional as F  # noqa: N812
 from PIL import Image
 
 from lightning_modules.domains import Domain
 from lightning_modules.streaming import materialize, take
 
 N_SAMPLES = 8
+MAX_SIDE = 64  # larger images are shrunk for the strip (the record states the size used)
 
 
 def pick(y: torch.Tensor, n: int = N_SAMPLES) -> torch.Tensor:
@@ -29,7 +32,11 @@ def pick(y: torch.Tensor, n: int = N_SAMPLES) -> torch.Tensor:
 
 def png_strip(images: torch.Tensor) -> str:
     """(N, C, H, W) floats in [0, 1] side by side, 1 px apart, as a base64 PNG."""
-    x = (images.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
+    x = images.detach().float().cpu()
+    if max(x.shape[-2:]) > MAX_SIDE:
+        scale = MAX_SIDE / max(x.shape[-2:])
+        x = F.interpolate(x, scale_factor=scale, mode="bilinear", antialias=True)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     n, c, h, w = x.shape
     strip = torch.full((c, h, n * (w + 1) - 1), 255, dtype=torch.uint8)
     for k in range(n):

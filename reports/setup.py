@@ -26,7 +26,9 @@ def _size(size: Any, channels: Any) -> str:
     if size is None:
         return UNKNOWN
     h, w = size if isinstance(size, list | tuple) else (size, size)
-    return f"{h}\u00d7{w}, {channels if channels is not None else '?'} channel(s)"
+    return f"{h}\u00d7{w}, " + (
+        f"{channels} channel(s)" if channels is not None else "channels not recorded"
+    )
 
 
 def domain_facts(record: dict, role: str) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def domain_facts(record: dict, role: str) -> dict[str, Any]:
     node = cfg.get(NODES.get(role, role), {})
     model = cfg.get("model", {})
     counts = record.get("classes", {}).get(f"{role}_train_counts")
+    shape = (record.get("samples") or {}).get(role, {}).get("shape")  # [C, H, W] as trained on
     return {
         "name": record.get(role, node.get("name")),
         "dataset": node.get("dataset"),
@@ -48,8 +51,8 @@ def domain_facts(record: dict, role: str) -> dict[str, Any]:
         "transform": node.get("transform"),
         "native_size": None,
         "native_channels": None,
-        "used_size": model.get("image_size"),
-        "used_channels": model.get("in_chans"),
+        "used_size": shape[1:] if shape else model.get("image_size"),
+        "used_channels": shape[0] if shape else model.get("in_chans"),
     }
 
 

@@ -108,13 +108,19 @@ def _merge_not_used(values: set[str]) -> list[str]:
 
 
 def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Config keys whose value differs between runs (with the values) and those that don't."""
+    """Config keys whose value differs between runs (with the values) and those that don't.
+
+    A stage-node key a run's regime does not read shows as "—, not used by <regimes>" (never as
+    OmegaConf's ``???``), and does not make the key count as varied.
+    """
     flats = [flatten(r["config"]) for r in records]
     keys = sorted({k for f in flats for k in f})
     varied, fixed = [], []
     for key in keys:
         values = {_shown(r, key, f.get(key)) for r, f in zip(records, flats, strict=True)}
-        (varied if len(values) > 1 else fixed).append((key, "; ".join(_merge_not_used(values))))
+        used = [v for v in values if not v.startswith("\u2014")]
+        # one value wherever the key is used is fixed, even if some regimes do not use it
+        (varied if len(used) > 1 else fixed).append((key, "; ".join(_merge_not_used(values))))
     return varied, fixed
 
 

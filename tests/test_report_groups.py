@@ -107,9 +107,9 @@ def test_stage_keys_vary_per_regime_and_unread_nodes_do_not(tmp_path):
         "finetune · pretrain.steps=50",
     }
     assert set(runs["group"]) == {""}
-    varied, _ = config_split(records)
-    shown = dict(varied)["pretrain.steps"]
-    assert shown == "5; 50; \u2014, not used by scratch"
+    varied, fixed = config_split(records)
+    assert dict(varied)["pretrain.steps"] == "5; 50; \u2014, not used by scratch"
+    assert dict(fixed)["train.lr"] == "0.003"
 
 
 def test_unset_stage_nodes_show_as_not_used(tmp_path):
@@ -120,7 +120,7 @@ def test_unset_stage_nodes_show_as_not_used(tmp_path):
     _, records, _ = collect([tmp_path / "s"])
     labels = arm_labels(records)
     assert list(labels["arm"]) == ["incremental_pretrain", "scratch"]  # sorted by folder
-    varied, _ = config_split(records)
-    assert dict(varied)["continued_pretrain.steps"] == "200; \u2014, not used by scratch"
+    _, fixed = config_split(records)  # one value where used: fixed, and said where unused
+    assert dict(fixed)["continued_pretrain.steps"] == "200; \u2014, not used by scratch"
     page = build_report([tmp_path / "s"], tmp_path / "r").read_text()
     assert "???" not in page

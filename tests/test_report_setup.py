@@ -2,6 +2,7 @@
 
 import base64
 import io
+import os
 import shutil
 import subprocess
 
@@ -111,15 +112,20 @@ def test_old_records_fall_back_to_classes_and_config():
     assert target["classes"] == "5: 5, 6, 7, 8, 9" and target["n_test"] == "not recorded"
 
 
+def _need(tool):
+    if shutil.which(tool) is None:
+        if os.environ.get("REGIMEBENCH_REQUIRE_BROWSER") == "1":  # CI installs poppler-utils
+            pytest.fail(f"{tool} is not installed (.ci/run installs poppler-utils)")
+        pytest.skip(f"{tool} (poppler-utils) is not installed")
+
+
 def _pdf_text(path):
-    if shutil.which("pdftotext") is None:
-        pytest.skip("pdftotext (poppler-utils) is not installed")
+    _need("pdftotext")
     return subprocess.run(["pdftotext", str(path), "-"], capture_output=True, text=True).stdout
 
 
 def _pages(path):
-    if shutil.which("pdfinfo") is None:
-        pytest.skip("pdfinfo (poppler-utils) is not installed")
+    _need("pdfinfo")
     info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True).stdout
     return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
 
@@ -157,5 +163,7 @@ def test_sample_strip_and_confusion_helpers():
     assert pick(y, 4).tolist() == [0, 2, 3, 1]  # the first of each class, then the next
     image = Image.open(io.BytesIO(base64.b64decode(png_strip(torch.rand(3, 3, 5, 4)))))
     assert image.size == (3 * 5 - 1, 5) and image.mode == "RGB"
+    big = Image.open(io.BytesIO(base64.b64decode(png_strip(torch.rand(2, 1, 128, 128)))))
+    assert big.size == (2 * 65 - 1, 64) and big.mode == "L"  # shrunk to 64 px for the record
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
     assert confusion_matrix(logits, torch.tensor([0, 1, 1])) == [[1, 0], [1, 1]]
