@@ -164,7 +164,7 @@ def _write(
     _save_samples(out, context["setups"])
 
     def fallback(path: Path, renderer: str) -> None:
-        intro, pages, tail = _fallback_pages(
+        intro, pages, tail = render.fallback_pages(
             context | {"pdf_renderer": renderer}, numbers, per_class
         )
         render.pdf(path, intro, list(figures.values()), pages, tail)
@@ -219,34 +219,6 @@ def _context(
         "fixed": fixed,
         "environment": tables.environment(records),
     }
-
-
-def _fallback_pages(context: dict, numbers: dict, per_class: list[dict]) -> tuple:
-    """(intro lines, tables, tail lines) of the matplotlib PDF, from the page's context."""
-    intro = [f"regimebench report: {context['title']}", f"PDF: {context['pdf_renderer']}", ""]
-    intro += [f"Question: {context['question']}", ""]
-    for head in context["setups"]:
-        intro += render.setup_lines(head)
-    intro += [
-        "",
-        f"{context['n_runs']} runs, {context['n_failed']} failed. Intervals: {CI_METHOD}.",
-    ]
-    intro += ["", "Findings:", *[f"- {line}" for line in context["findings"]]]
-    pages = {
-        "Target test accuracy: mean [95% CI] n=runs": tables.accuracy_table(numbers["summary"])
-    }
-    for i, head in enumerate(context["setups"]):
-        pages[f"Domains {head['group'] or ''}".strip() + f" ({i + 1})"] = render.domains_frame(head)
-    if not numbers["eff"].empty:
-        pages["Data efficiency (AULC, IQM, effective data transferred)"] = efficiency_table(
-            numbers["eff"]
-        )
-    pages |= {f"Per-class test accuracy at {p['budget']} per class": p["table"] for p in per_class}
-    failures = [f"  {f['run']}: {f['error']}" for f in context["failed"]]
-    tail = ["Failed runs:"] + (failures or ["  none"])
-    tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in context["varied"]]
-    tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
-    return intro, pages, tail
 
 
 def records_fingerprint(dirs: list[Path]) -> str:

@@ -202,12 +202,13 @@ def findings(
     for label, part in parts:
         prefix = f"[{label}] " if len(parts) > 1 and label else ""
         mine = eff[eff["arm"].isin(set(part["arm"]))] if "arm" in eff else eff
+        named = part.assign(arm=part["regime"])  # one arm per regime here: name it by regime
         sentences = (
-            versus_scratch(part)
-            + probe_versus_finetune(part)
-            + pixel_floor(part)
+            versus_scratch(named)
+            + probe_versus_finetune(named)
+            + pixel_floor(named)
             + aulc_ranking(mine)
-            + source_forgetting(part)
+            + source_forgetting(named)
         )
         out += [prefix + line for line in sentences]
     return out + replay_effect(stream_runs, stream_knobs)
@@ -217,8 +218,7 @@ def slices(ok: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """The runs that may be compared, as (label, runs) with one arm per regime in each.
 
     One group at a time; a group whose arms have variants is cut once per variant, together
-    with the arms that have none. Inside a slice an arm is named by its regime (``arm`` is set
-    to ``regime``), and the label names the group and variant.
+    with the arms that have none. The label names the group and variant.
     """
     out = []
     for group, runs in ok.groupby("group", sort=False):
@@ -226,5 +226,5 @@ def slices(ok: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
         for variant in variants:
             part = runs[runs["variant"].isin({variant, ""})]
             label = " · ".join(x for x in (variant, group) if x)
-            out.append((label, part.assign(arm=part["regime"])))
+            out.append((label, part))
     return out

@@ -19,6 +19,10 @@ import pandas as pd
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
+from reports import tables
+from reports.aggregate import CI_METHOD
+from reports.efficiency import efficiency_table
+
 TEMPLATES = Path(__file__).parent / "templates"
 
 
@@ -98,3 +102,31 @@ def pdf(
             pages.savefig(_table_page(title, table))
         for page in _text_pages(tail):
             pages.savefig(page)
+
+
+def fallback_pages(context: dict, numbers: dict, per_class: list[dict]) -> tuple:
+    """(intro lines, tables, tail lines) of the matplotlib PDF, from the page's context."""
+    intro = [f"regimebench report: {context['title']}", f"PDF: {context['pdf_renderer']}", ""]
+    intro += [f"Question: {context['question']}", ""]
+    for head in context["setups"]:
+        intro += setup_lines(head)
+    intro += [
+        "",
+        f"{context['n_runs']} runs, {context['n_failed']} failed. Intervals: {CI_METHOD}.",
+    ]
+    intro += ["", "Findings:", *[f"- {line}" for line in context["findings"]]]
+    pages = {
+        "Target test accuracy: mean [95% CI] n=runs": tables.accuracy_table(numbers["summary"])
+    }
+    for i, head in enumerate(context["setups"]):
+        pages[f"Domains {head['group'] or ''}".strip() + f" ({i + 1})"] = domains_frame(head)
+    if not numbers["eff"].empty:
+        pages["Data efficiency (AULC, IQM, effective data transferred)"] = efficiency_table(
+            numbers["eff"]
+        )
+    pages |= {f"Per-class test accuracy at {p['budget']} per class": p["table"] for p in per_class}
+    failures = [f"  {f['run']}: {f['error']}" for f in context["failed"]]
+    tail = ["Failed runs:"] + (failures or ["  none"])
+    tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in context["varied"]]
+    tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
+    return intro, pages, tail

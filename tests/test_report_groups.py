@@ -55,6 +55,9 @@ def test_two_targets_are_two_groups_never_one_cell(tmp_path):
     # findings compare within a group and say which one
     assert "[data=mnist] At 1 example per class, finetune beats scratch by 0.050" in page
     assert "[data=digits_5to9] At 1 example per class, finetune beats scratch by 0.100" in page
+    assert "[data=mnist] Area under the data-efficiency curve" in page  # its own arms only
+    ranking = next(line for line in page.splitlines() if "[data=mnist] Area under" in line)
+    assert "digits_5to9" not in ranking
 
 
 def test_two_models_are_two_groups(tmp_path):
