@@ -76,9 +76,13 @@ def reads(record: dict) -> set[str] | None:
     return None if found is None else set(found)
 
 
-def used_config(record: dict) -> dict[str, str]:
-    """The flattened config less seeds, display keys and stage nodes the regime does not read."""
-    read = reads(record)
+def used_config(record: dict, read: set[str] | None = None) -> dict[str, str]:
+    """The flattened config less seeds, display keys and stage nodes the regime does not read.
+
+    ``read``: the nodes the regime reads, when the record does not say (from a newer record of
+    the same regime), so old and new records of one regime are labelled alike.
+    """
+    read = reads(record) if reads(record) is not None else read
     kept = {}
     for key, value in flatten(record.get("config", {})).items():
         if key in IGNORED or node(key) in IGNORED_NODES:
@@ -126,8 +130,9 @@ def _label(flat: dict[str, str], keys: list[str]) -> str:
 
 def arm_labels(records: list[dict]) -> pd.DataFrame:
     """Per record (same order): ``group``, ``variant`` and ``arm`` as in the module docstring."""
-    flats = [used_config(r) for r in records]
     regimes = [str(r["regime"]) for r in records]
+    known = {str(r["regime"]): reads(r) for r in records if reads(r) is not None}
+    flats = [used_config(r, known.get(regime)) for r, regime in zip(records, regimes, strict=True)]
     keys = {k for f in flats for k in f}
     group_keys = _compact(flats, _varying(flats, [k for k in keys if not is_stage(k)]))
     variant_keys: dict[str, list[str]] = {}

@@ -127,3 +127,9 @@ def test_unset_stage_nodes_show_as_not_used(tmp_path):
     assert dict(fixed)["continued_pretrain.steps"] == "200; \u2014, not used by scratch"
     page = build_report([tmp_path / "s"], tmp_path / "r").read_text()
     assert "???" not in page
+
+
+def test_old_records_borrow_what_a_regime_reads_from_new_ones():
+    old = synthetic_record("scratch", 1, 0, 0.5, config={"pretrain": {"steps": 400}})
+    new = synthetic_record("scratch", 1, 1, 0.5, config={"pretrain": {"steps": 5}}, reads=["train"])
+    assert list(arm_labels([old, new])["arm"]) == ["scratch", "scratch"]
