@@ -77,7 +77,10 @@ def data_efficiency(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ax.set_ylabel("target test accuracy")
     ax.set_title("Data efficiency (mean over seeds, 95% bootstrap CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if summary["arm"].nunique() > 5:  # many arms: the legend beside the plot, not over it
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        ax.legend(fontsize=8, loc="lower right")
     return ax
 
 
