@@ -25,9 +25,10 @@ MAX_SIDE = 64  # larger images are shrunk for the strip (the record states the s
 
 def pick(y: torch.Tensor, n: int = N_SAMPLES) -> torch.Tensor:
     """Indices of up to ``n`` train images: the first of each class, then the next ones."""
-    firsts = [int((y == c).nonzero()[0]) for c in torch.unique(y)[:n]]
-    rest = [i for i in range(len(y)) if i not in set(firsts)][: max(0, n - len(firsts))]
-    return torch.tensor(sorted(firsts) + rest, dtype=torch.long)
+    firsts = sorted(int((y == c).nonzero()[0]) for c in torch.unique(y)[:n])
+    taken = set(firsts)
+    rest = [i for i in range(min(len(y), 2 * n)) if i not in taken][: max(0, n - len(firsts))]
+    return torch.tensor(firsts + rest, dtype=torch.long)
 
 
 def png_strip(images: torch.Tensor) -> str:

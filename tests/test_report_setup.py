@@ -167,3 +167,19 @@ def test_sample_strip_and_confusion_helpers():
     assert big.size == (2 * 65 - 1, 64) and big.mode == "L"  # shrunk to 64 px for the record
     logits = torch.tensor([[2.0, 0.0], [0.0, 1.0], [3.0, 0.0]])
     assert confusion_matrix(logits, torch.tensor([0, 1, 1])) == [[1, 0], [1, 1]]
+
+
+def test_samples_of_a_streamed_domain_equal_the_in_memory_ones():
+    from benchmarks.samples import domain_samples, record_samples
+    from lightning_modules.domains import Domain
+    from lightning_modules.streaming import StreamedImages, TensorImages
+
+    x, y = torch.rand(20, 3, 8, 8), torch.arange(20) % 4
+    memory = Domain("d", x, y, x[:4], y[:4], ("a", "b", "c", "d"))
+    streamed = Domain(
+        "d", StreamedImages(TensorImages(x), tuple(x.shape), 0), y, x, y, memory.class_names
+    )
+    assert domain_samples(streamed) == domain_samples(memory)
+    strips = record_samples(memory, streamed)
+    assert strips["target"]["shape"] == [3, 8, 8] and strips["target"]["n"] == 8
+    assert len(strips["source"]["png"]) < 4000  # a record stays small (noise: the worst case)
