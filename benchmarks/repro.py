@@ -21,7 +21,7 @@ from omegaconf import OmegaConf
 
 from benchmarks.cli_types import non_negative_float, positive_int
 from benchmarks.run import execute
-from reports.collect import NoRecordsError, collect
+from reports.collect import DuplicateRunsError, NoRecordsError, collect
 
 
 def compare(old: dict[str, float], new: dict[str, float], tolerance: float) -> list[tuple]:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         runs, records, _ = collect([args.sweep_dir])
-    except NoRecordsError as err:
+    except (NoRecordsError, DuplicateRunsError) as err:
         print(f"regimebench-repro: error: {err}", file=sys.stderr)
         return 2
     chosen = [

@@ -40,6 +40,7 @@ from benchmarks.records import (
     write_record,
 )
 from benchmarks.regimes import READS, REGIMES, STAGE_NODES
+from benchmarks.samples import record_samples
 from benchmarks.stages import RunContext, domain, training_device
 
 log = logging.getLogger("regimebench")
@@ -93,6 +94,7 @@ def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
     counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
+    confusion = ctx.info.pop("confusion", None)  # top level: the report reads it per class
     return {
         "schema_version": SCHEMA_VERSION,
         **outcome,
@@ -119,6 +121,8 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         "seconds": ctx.seconds,
         "compute": ctx.compute | peak_memory_mb(ctx.device),
         "info": ctx.info,
+        "confusion": confusion,
+        "samples": record_samples(ctx.source, ctx.target),
         "definitions": definitions_for(outcome["metrics"]),
         "config_hash": chash,
         "job": _job_identity(),

@@ -39,7 +39,7 @@ from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
-from lightning_modules.metrics import classification_metrics
+from lightning_modules.metrics import classification_metrics, confusion_matrix
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import (
     LinearProbe,
@@ -447,7 +447,8 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
 
 
 def evaluate(ctx: RunContext, logits: torch.Tensor) -> dict[str, float]:
-    """Target test metrics from the target test split's logits."""
+    """Target test metrics from the target test split's logits; its confusion into ``ctx.info``."""
+    ctx.info["confusion"] = confusion_matrix(logits.cpu(), ctx.target.y_test)
     return classification_metrics(logits.cpu(), ctx.target.y_test)
 
 

@@ -9,6 +9,7 @@ import torch
 from torchmetrics.functional.classification import (
     multiclass_accuracy,
     multiclass_calibration_error,
+    multiclass_confusion_matrix,
     multiclass_f1_score,
 )
 
@@ -34,3 +35,9 @@ def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[s
         "test/f1_macro": float(multiclass_f1_score(probs, labels, k, average="macro")),
         "test/ece": float(multiclass_calibration_error(probs, labels, k, n_bins=15, norm="l1")),
     }
+
+
+def confusion_matrix(logits: torch.Tensor, labels: torch.Tensor) -> list[list[int]]:
+    """Counts, rows = true class, columns = predicted class (the report's per-class accuracy)."""
+    matrix = multiclass_confusion_matrix(logits.float().argmax(dim=1), labels, logits.shape[1])
+    return matrix.tolist()

@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmarks.cli_types import positive_int
 from reports.aggregate import EXACT_UP_TO, RESAMPLES
 from reports.build import build_report, unreadable_records
-from reports.collect import NoRecordsError
+from reports.collect import DuplicateRunsError, NoRecordsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,11 +27,18 @@ def main(argv: list[str] | None = None) -> int:
         help=f"bootstrap resamples beyond {EXACT_UP_TO} seeds (default {RESAMPLES:,}; fewer "
         "seeds are enumerated exactly)",
     )
+    parser.add_argument(
+        "--confusion-budget",
+        action="append",
+        metavar="PER_CLASS",
+        help="budget of the per-class accuracy and confusion matrices (repeatable; default: the "
+        "smallest and the largest)",
+    )
     args = parser.parse_args(argv)
     out = args.out or args.sweep_dirs[0] / "report"
     try:
-        index = build_report(args.sweep_dirs, out, args.resamples)
-    except NoRecordsError as err:
+        index = build_report(args.sweep_dirs, out, args.resamples, args.confusion_budget)
+    except (NoRecordsError, DuplicateRunsError) as err:
         print(f"regimebench-report: error: {err}", file=sys.stderr)
         return 2
     for path, why in unreadable_records(out):

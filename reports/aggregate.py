@@ -14,6 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from reports.arms import ensure_arms
 from reports.collect import budget_order
 
 METRICS = (
@@ -115,15 +116,19 @@ COSTS = ("cost/target_s", "cost/pretrain_full_s", "cost/pretrain_amortised_s")
 
 
 def summarize(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
-    """One row per regime x budget over ``ok`` runs: seeds, failures, mean and CI per metric."""
-    keys = ["regime", "per_class"]
+    """One row per arm x budget over ``ok`` runs: runs, failures, mean and CI per metric."""
+    keys = ["arm", "per_class"]
     rows = []
-    for (regime, per_class), cell in runs.groupby(keys, sort=False):
+    for (arm, per_class), cell in ensure_arms(runs).groupby(keys, sort=False):
         ok = cell[cell["status"] == "ok"]
         row = {
-            "regime": regime,
+            "arm": arm,
+            "regime": cell["regime"].iloc[0],
+            "group": cell["group"].iloc[0],
+            "variant": cell["variant"].iloc[0],
             "per_class": per_class,
             "labelled_per_class": cell["labelled_per_class"].mean(),
+            "n": len(ok),  # runs; collect refuses two ok runs of one arm, budget and seed
             "n_seeds": int(ok["seed"].nunique()),
             "n_failed": int((cell["status"] != "ok").sum()),
         }
@@ -136,5 +141,5 @@ def summarize(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
                 row[f"{cost}_mean"] = float(ok[cost].mean())
         rows.append(row)
     out = pd.DataFrame(rows)
-    out = out.assign(_b=budget_order(out["per_class"])).sort_values(["regime", "_b"])
+    out = out.assign(_b=budget_order(out["per_class"])).sort_values(["arm", "_b"])
     return out.drop(columns="_b").reset_index(drop=True)

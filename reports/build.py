@@ -6,6 +6,7 @@ mid-report never leaves a half-written report.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
@@ -16,10 +17,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from benchmarks.records import DEFINITIONS
-from reports import plots, render
+from reports import pdf, perclass, plots, render, setup, tables
 from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
-from reports.collect import budget_order, collect, find_records
+from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
 from reports.findings import findings
@@ -42,82 +42,34 @@ MATRIX_COLUMNS = [
     "n_seeds",
 ]
 TRANSFER_COLUMNS = ["variant", "metric", "definition", "value", "ci_low", "ci_high", "n_seeds"]
+OPTIONAL_FIGURES = (
+    "forgetting",
+    "accuracy_vs_compute",
+    "accuracy_matrix",
+    "forgetting_vs_replay",
+    "forgetting_tradeoff",
+)
+METHODS = {
+    "paired": PAIRED_METHOD,
+    "poi": POI_METHOD,
+    "iqm": IQM_METHOD,
+    "aulc": AULC_METHOD,
+    "transfer": TRANSFER_METHOD,
+}
 
 
-def _cell(mean: float, lo: float, hi: float, n: int) -> str:
-    if pd.isna(mean):
-        return "-"
-    ci = "" if pd.isna(lo) else f" [{lo:.3f}, {hi:.3f}]"
-    return f"{mean:.3f}{ci} n={n}"
-
-
-def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Regimes x budgets, each cell "mean [ci_low, ci_high] n=seeds" of target accuracy."""
-    s = summary.assign(
-        cell=[
-            _cell(r["test/acc_mean"], r["test/acc_ci_low"], r["test/acc_ci_high"], r["n_seeds"])
-            for _, r in summary.iterrows()
-        ]
-    )
-    table = s.pivot(index="regime", columns="per_class", values="cell")
-    cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
-    order = [r for r in plots.ORDER if r in table.index] + [
-        r for r in table.index if r not in plots.ORDER
-    ]
-    return table.loc[order, cols].fillna("-")
-
-
-def _flatten(record: dict) -> dict:
-    return pd.json_normalize(record["config"], sep=".").iloc[0].to_dict()
-
-
-def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Config keys whose value differs between runs (with the values) and those that don't."""
-    flat = pd.DataFrame([_flatten(r) for r in records], dtype=object)
-    flat = flat.map(lambda v: "(not set)" if v is None or v != v else str(v))  # v != v: NaN
-    varied, fixed = [], []
-    for key in sorted(flat.columns):
-        values = sorted(flat[key].unique(), key=lambda v: (len(v), v))
-        (varied if len(values) > 1 else fixed).append((key, ", ".join(values)))
-    return varied, fixed
-
-
-def _environment(records: list[dict]) -> list[tuple[str, str]]:
-    envs = pd.DataFrame([r["environment"] for r in records]).map(str)
-    return [(k, ", ".join(sorted(envs[k].unique()))) for k in envs.columns]
+def _save_samples(out: Path, setups: list[dict]) -> None:
+    """The sample strips of the setup headers, also as files next to the other figures."""
+    for i, head in enumerate(setups):
+        for strip in head["samples"]:
+            png = base64.b64decode(strip["uri"].split(",", 1)[1])
+            (out / "figures" / f"samples_{i}_{strip['role']}.png").write_bytes(png)
 
 
 def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     fig.savefig(out / "figures" / f"{name}.png", dpi=130, bbox_inches="tight")
     fig.savefig(out / "figures" / f"{name}.svg", bbox_inches="tight")
     return out / "figures" / f"{name}.png"
-
-
-def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
-    """Two-stage regimes' source forgetting, in transfer_metrics.csv's columns.
-
-    Probe-refit always; head-retained where the source stage was supervised and left a head.
-    """
-    tables = []
-    for metric, name in (
-        ("source/forgetting", "source_forgetting_probe_refit"),
-        ("source/head_forgetting", "source_forgetting_head_retained"),
-    ):
-        cells = summary[summary[f"{metric}_mean"].notna()]
-        tables.append(
-            pd.DataFrame(
-                {
-                    "variant": cells["regime"] + " @ per_class=" + cells["per_class"].astype(str),
-                    "metric": name,
-                    "definition": DEFINITIONS[metric],
-                    "value": cells[f"{metric}_mean"],
-                    "ci_low": cells[f"{metric}_ci_low"],
-                    "ci_high": cells[f"{metric}_ci_high"],
-                    "n_seeds": cells["n_seeds"],
-                }
-            )
-        )
-    return pd.concat(tables)
 
 
 def _streams(runs: pd.DataFrame, reps: int) -> dict:
@@ -151,96 +103,78 @@ def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
     return figures
 
 
-def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
-    runs, records, unreadable = collected
-    runs = with_costs(runs)
+def _numbers(runs: pd.DataFrame, reps: int) -> dict:
+    """Summary (with paired differences), efficiency, streams and transfer tables."""
     summary = summarize(runs, reps)
     paired = paired_differences(runs, reps=reps)
     if not paired.empty:
-        summary = summary.merge(paired, on=["regime", "per_class"], how="left")
-    eff = data_efficiency(runs, reps)
+        summary = summary.merge(paired, on=["arm", "per_class"], how="left")
     streams = _streams(runs, reps)
     transfer = pd.concat(
         [
             streams.get("transfer", pd.DataFrame(columns=TRANSFER_COLUMNS)),
-            source_forgetting_rows(summary),
+            tables.source_forgetting_rows(summary),
         ]
     )
+    return {"summary": summary, "eff": data_efficiency(runs, reps), "streams": streams} | {
+        "transfer": transfer
+    }
+
+
+def _per_class(runs: pd.DataFrame, records: list[dict], budgets: list[str] | None) -> list[dict]:
+    """Per chosen budget: the per-class accuracy table and the confusion figure, if recorded."""
+    out = []
+    for budget in perclass.chosen_budgets(runs, budgets):
+        table = perclass.per_class_table(runs, records, budget)
+        if not table.empty:
+            fig = perclass.confusion_figure(runs, records, budget)
+            out.append({"budget": budget, "table": table, "figure": fig})
+    return out
+
+
+def _write(
+    out: Path, dirs: list[Path], collected: tuple, reps: int, budgets: list[str] | None
+) -> None:
+    runs, records, unreadable = collected
+    runs = with_costs(runs)
+    numbers = _numbers(runs, reps)
+    summary, eff, streams = numbers["summary"], numbers["eff"], numbers["streams"]
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     eff.to_csv(out / "data_efficiency.csv", index=False)
     streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
-    transfer[TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
+    numbers["transfer"][TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
     (out / "figures").mkdir()
-    figures = _figures(summary, streams)
-    images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
-    for name in ("forgetting", "accuracy_vs_compute", "accuracy_matrix", "forgetting_vs_replay"):
-        images.setdefault(name, "")
-    images.setdefault("forgetting_tradeoff", "")
-    sentences = findings(runs, eff, streams.get("per_run", pd.DataFrame()), streams.get("knobs"))
-    failed = runs[runs["status"] != "ok"]
-    varied, fixed = config_split(records)
-    acc = accuracy_table(summary)
-    name = records[0]["config"]["name"]
-    questions = sorted({r["config"]["question"] for r in records})
-    context = {
-        "title": name,
-        "question": " / ".join(questions),
-        "n_runs": len(runs),
-        "n_ok": int((runs["status"] == "ok").sum()),
-        "n_failed": len(failed),
-        "sources": [str(d) for d in dirs],
-        "generated": dt.datetime.now().isoformat(timespec="seconds"),
-        "images": images,
-        "ci_method": CI_METHOD,
-        "findings": sentences,
-        "methods": {
-            "paired": PAIRED_METHOD,
-            "poi": POI_METHOD,
-            "iqm": IQM_METHOD,
-            "aulc": AULC_METHOD,
-            "transfer": TRANSFER_METHOD,
-        },
-        "efficiency_table": efficiency_table(eff).to_html(escape=True, na_rep="-"),
-        "paired_table": _paired_table(summary),
-        "transfer_table": (
-            transfer.round(4).to_html(index=False, escape=True, na_rep="-") if len(transfer) else ""
-        ),
-        "acc_table": acc.to_html(escape=True),
-        "summary_table": summary.round(4).to_html(index=False, escape=True, na_rep="-"),
-        "failed": [{"run": r.run_dir, "error": r.error} for r in failed.itertuples()],
-        "unreadable": unreadable,
-        "varied": varied,
-        "fixed": fixed,
-        "environment": _environment(records),
+    per_class = _per_class(runs, records, budgets)
+    figures = _figures(summary, streams) | {
+        f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
-    (out / "index.html").write_text(render.html(context))
-    intro = [
-        f"regimebench report: {name}",
-        "",
-        f"Question: {context['question']}",
-        "",
-        f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}.",
-        "",
-        "Findings:",
-        *[f"- {line}" for line in sentences],
-    ]
-    failures = [f"  {f['run']}: {f['error']}" for f in context["failed"]]
-    tail = ["Failed runs:"] + (failures or ["  none"])
-    tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in varied]
-    tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
-    render.pdf(
+    images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
+    for name in OPTIONAL_FIGURES:
+        images.setdefault(name, "")
+    for p in per_class:
+        p["image"] = images.get(f"confusion_{p['budget']}", "")
+        p["html"] = p["table"].to_html(escape=True)
+    sentences = findings(runs, eff, streams.get("per_run", pd.DataFrame()), streams.get("knobs"))
+    context = _context(runs, records, unreadable, dirs, numbers) | {
+        "images": images,
+        "findings": sentences,
+        "per_class": per_class,
+    }
+    _save_samples(out, context["setups"])
+
+    def fallback(path: Path, renderer: str) -> None:
+        intro, pages, tail = render.fallback_pages(
+            context | {"pdf_renderer": renderer}, numbers, per_class
+        )
+        render.pdf(path, intro, list(figures.values()), pages, tail)
+
+    what = pdf.write_pdf(
         out / "report.pdf",
-        intro,
-        list(figures.values()),
-        {"Target test accuracy: mean [95% CI] n=seeds": acc}
-        | (
-            {"Data efficiency (AULC, IQM, effective data transferred)": efficiency_table(eff)}
-            if not eff.empty
-            else {}
-        ),
-        tail,
+        lambda renderer: render.html(context | {"pdf_renderer": renderer}),
+        fallback,
     )
+    (out / "index.html").write_text(render.html(context | {"pdf_renderer": what}))
     sources = {
         "dirs": [str(d) for d in dirs],
         "records": records_fingerprint(dirs),
@@ -250,21 +184,41 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     plt.close("all")
 
 
-def _paired_table(summary: pd.DataFrame) -> str:
-    """Regimes x budgets: paired difference to scratch [CI] and P(improvement)."""
-    if "diff_vs_scratch_mean" not in summary:
-        return ""
-    cells = summary[summary["diff_vs_scratch_mean"].notna()]
-    text = [
-        f"{r['diff_vs_scratch_mean']:+.3f} [{r['diff_vs_scratch_ci_low']:+.3f}, "
-        f"{r['diff_vs_scratch_ci_high']:+.3f}] P={r['p_improvement_vs_scratch']:.2f}"
-        if pd.notna(r["diff_vs_scratch_ci_low"])
-        else f"{r['diff_vs_scratch_mean']:+.3f} (one seed) P={r['p_improvement_vs_scratch']:.2f}"
-        for _, r in cells.iterrows()
-    ]
-    table = cells.assign(cell=text).pivot(index="regime", columns="per_class", values="cell")
-    cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
-    return table[cols].fillna("-").to_html(escape=True)
+def _context(
+    runs: pd.DataFrame, records: list[dict], unreadable: list, dirs: list[Path], numbers: dict
+) -> dict:
+    """Everything the template shows besides images, findings and per-class results."""
+    summary, eff, transfer = numbers["summary"], numbers["eff"], numbers["transfer"]
+    failed = runs[runs["status"] != "ok"]
+    varied, fixed = tables.config_split(records)
+    paired = tables.paired_table(summary)
+    questions = sorted({r["config"]["question"] for r in records})
+    return {
+        "title": records[0]["config"]["name"],
+        "question": " / ".join(questions),
+        "setups": setup.headers(records),
+        "n_runs": len(runs),
+        "n_ok": int((runs["status"] == "ok").sum()),
+        "n_failed": len(failed),
+        "n_groups": runs["group"].nunique(),
+        "sources": [str(d) for d in dirs],
+        "generated": dt.datetime.now().isoformat(timespec="seconds"),
+        "ci_method": CI_METHOD,
+        "methods": METHODS,
+        "efficiency_table": efficiency_table(eff).to_html(escape=True, na_rep="-"),
+        "paired_table": "" if paired is None else paired.to_html(escape=True),
+        "transfer_table": (
+            transfer.round(4).to_html(index=False, escape=True, na_rep="-") if len(transfer) else ""
+        ),
+        "acc_table": tables.accuracy_table(summary).to_html(escape=True),
+        "summary_table": summary.round(4).to_html(index=False, escape=True, na_rep="-"),
+        "main_metrics_table": tables.main_metrics(summary).to_html(index=False, escape=True),
+        "failed": [{"run": r.run_dir, "error": r.error} for r in failed.itertuples()],
+        "unreadable": unreadable,
+        "varied": varied,
+        "fixed": fixed,
+        "environment": tables.environment(records),
+    }
 
 
 def records_fingerprint(dirs: list[Path]) -> str:
@@ -293,18 +247,24 @@ def unreadable_records(out: Path) -> list[tuple[str, str]]:
     return [(path, why) for path, why in sources.get("unreadable", [])]
 
 
-def build_report(dirs: list[Path], out: Path, resamples: int = RESAMPLES) -> Path:
+def build_report(
+    dirs: list[Path],
+    out: Path,
+    resamples: int = RESAMPLES,
+    confusion_budgets: list[str] | None = None,
+) -> Path:
     """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``.
 
     ``resamples``: random bootstrap resamples for cells with more seeds than are enumerated
-    exactly (see ``reports.aggregate.bootstrap_ci``).
+    exactly (see ``reports.aggregate.bootstrap_ci``). ``confusion_budgets``: the budgets of the
+    per-class results (default: the smallest and the largest).
     """
     out, dirs = Path(out), [Path(d) for d in dirs]
     collected = collect(dirs)  # bad input fails here, before any folder is created
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write(tmp, dirs, collected, resamples)
+        _write(tmp, dirs, collected, resamples, confusion_budgets)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

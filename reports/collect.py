@@ -8,12 +8,17 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.records import RECORD_NAME, read_record
+from reports.arms import arm_labels, pairing_columns
 
 ALL_BUDGET = "all"
 
 
 class NoRecordsError(ValueError):
     """No readable record under the given folders."""
+
+
+class DuplicateRunsError(ValueError):
+    """Two ok records would be the same sample of one cell (the same experiment read twice?)."""
 
 
 def find_records(dirs: list[Path]) -> list[Path]:
@@ -25,7 +30,7 @@ def find_records(dirs: list[Path]) -> list[Path]:
         for root, _, files in os.walk(d):
             if RECORD_NAME in files:
                 found.append(Path(root) / RECORD_NAME)
-    return sorted(found)
+    return sorted(set(found))  # a folder given twice, or inside another, is read once
 
 
 def _row(path: Path, rec: dict) -> dict:
@@ -40,6 +45,8 @@ def _row(path: Path, rec: dict) -> dict:
         "target": rec["target"],
         "model": rec["model"],
         "seed": rec["seed"],
+        "subset_seed": rec.get("subset_seed", rec["seed"]),  # older records: one seed for all
+        "train_seed": rec.get("train_seed", rec["seed"]),
         "per_class": str(budget["per_class"]),
         "n_labelled": budget["n_labelled"],
         "labelled_per_class": budget["n_labelled"] / n_classes,
@@ -106,7 +113,30 @@ def collect(dirs: list[Path]) -> tuple[pd.DataFrame, list[dict], list[tuple[str,
     if not rows:
         where = ", ".join(str(d) for d in dirs)
         raise NoRecordsError(f"no readable {RECORD_NAME} under {where}")
-    return pd.DataFrame(rows), records, bad
+    runs = pd.DataFrame(rows)
+    runs = pd.concat([runs, arm_labels(records).set_index(runs.index)], axis=1)
+    refuse_duplicates(runs)
+    return runs, records, bad
+
+
+def refuse_duplicates(runs: pd.DataFrame) -> None:
+    """Refuse two ok runs that would be the same sample of one (arm, budget) cell.
+
+    Raises:
+        DuplicateRunsError: naming both run folders, so the user can drop one of them.
+    """
+    ok = runs[runs["status"] == "ok"]
+    key = ["arm", "per_class", *pairing_columns(ok)]
+    twice = ok[ok.duplicated(key, keep=False)]
+    if twice.empty:
+        return
+    first = twice.iloc[0]
+    other = twice[(twice[key] == first[key]).all(axis=1)].iloc[1]
+    seeds = ", ".join(f"{k}={first[k]}" for k in key[2:])
+    raise DuplicateRunsError(
+        f"two ok records for arm {first['arm']!r}, per_class={first['per_class']}, {seeds}: "
+        f"{first['run_dir']} and {other['run_dir']} (the same run read twice? pass one of them)"
+    )
 
 
 def budget_order(per_class: pd.Series) -> pd.Series:

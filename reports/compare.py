@@ -12,6 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from reports.aggregate import RESAMPLES, mean_ci
+from reports.arms import ensure_arms, reference_arm
 
 BASELINE = "scratch"
 PAIRED_METHOD = (
@@ -59,21 +60,25 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 def paired_differences(
     runs: pd.DataFrame, metric: str = "test/acc", reps: int = RESAMPLES
 ) -> pd.DataFrame:
-    """Per regime x budget: the mean per-seed difference to scratch, its interval, P(improve)."""
-    ok = runs[runs["status"] == "ok"]
+    """Per arm x budget: the mean per-seed difference to scratch, its interval, P(improve).
+
+    Each arm is compared with the scratch arm of its own group (``reports.arms.reference_arm``).
+    """
+    ok = ensure_arms(runs[runs["status"] == "ok"])
     if BASELINE not in set(ok["regime"]):
         return pd.DataFrame()
-    base = ok[ok["regime"] == BASELINE]
     rows = []
-    for (regime, per_class), cell in ok.groupby(["regime", "per_class"]):
-        theirs = base.loc[base["per_class"] == per_class, metric]
-        if regime == BASELINE or theirs.empty:
+    for (arm, per_class), cell in ok.groupby(["arm", "per_class"]):
+        base_arm = reference_arm(ok, arm, BASELINE)
+        base = ok[(ok["arm"] == base_arm) & (ok["per_class"] == per_class)]
+        theirs = base[metric]
+        if base_arm is None or arm == base_arm or theirs.empty:
             continue
-        diffs = paired(ok, regime, BASELINE, per_class, metric)
+        diffs = paired(ok, arm, base_arm, per_class, metric)
         mean, lo, hi = mean_ci(diffs, reps)
         rows.append(
             {
-                "regime": regime,
+                "arm": arm,
                 "per_class": per_class,
                 "n_pairs": len(diffs),
                 "diff_vs_scratch_mean": mean,
@@ -88,9 +93,10 @@ def paired_differences(
 
 
 def paired(runs: pd.DataFrame, a: str, b: str, per_class: str, metric: str) -> np.ndarray:
-    """Per-seed differences a - b at one budget, over the seeds both have."""
-    cell = runs[(runs["per_class"] == per_class) & runs["regime"].isin([a, b])]
-    wide = cell.pivot_table(index="seed", columns="regime", values=metric)
+    """Per-seed differences of arms a - b at one budget, over the seeds both have."""
+    runs = ensure_arms(runs)
+    cell = runs[(runs["per_class"] == per_class) & runs["arm"].isin([a, b])]
+    wide = cell.pivot_table(index="seed", columns="arm", values=metric)
     if a not in wide or b not in wide:
         return np.array([])
     return (wide[a] - wide[b]).dropna().to_numpy(float)

@@ -1,4 +1,4 @@
-"""The data-efficiency table: per regime, AULC, IQM and effective data transferred per budget.
+"""The data-efficiency table: per arm, AULC, IQM and effective data transferred per budget.
 
 Curves use labelled examples *per class* on the x axis (the budget grid of the sweep), on the
 common grid of budgets every regime has, so AULCs are comparable (METRICS.md §2.2). AULC is
@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import RESAMPLES, bootstrap_ci
+from reports.arms import ensure_arms, reference_arm
+from reports.collect import budget_order
 from reports.compare import BASELINE, iqm, iqm_ci
 from reports.curves import aulc, data_multiplier, effective_data, required_n
 
@@ -33,32 +35,42 @@ TRANSFER_METHOD = (
 
 
 def _grid(ok: pd.DataFrame) -> pd.DataFrame:
-    """Budgets (with their labelled-per-class x value) present for every regime, ascending."""
-    per_regime = ok.groupby("regime")["per_class"].apply(set)
-    common = set.intersection(*per_regime) if len(per_regime) else set()
+    """Budgets (with their labelled-per-class x value) present for every arm, ascending."""
+    per_arm = ok.groupby("arm")["per_class"].apply(set)
+    common = set.intersection(*per_arm) if len(per_arm) else set()
     x = ok[ok["per_class"].isin(common)].groupby("per_class")["labelled_per_class"].mean()
     return x.sort_values().to_frame("n")
 
 
 def data_efficiency(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
-    """One row per regime; columns documented in the module docstring and the report."""
-    ok = runs[(runs["status"] == "ok") & runs[METRIC].notna()]
+    """One row per arm, each group on its own grid; columns documented in the module docstring."""
+    ok = ensure_arms(runs[(runs["status"] == "ok") & runs[METRIC].notna()])
+    parts = [_group_efficiency(cell, reps) for _, cell in ok.groupby("group", sort=False)]
+    parts = [p for p in parts if not p.empty]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def _group_efficiency(ok: pd.DataFrame, reps: int) -> pd.DataFrame:
+    """:func:`data_efficiency` for the arms of one group (compared with its scratch arm)."""
     grid = _grid(ok)
     if len(grid) < 2:
         return pd.DataFrame()
     budgets, n = list(grid.index), grid["n"].to_numpy()
-    curves = ok.pivot_table(index=["regime", "seed"], columns="per_class", values=METRIC)
+    curves = ok.pivot_table(index=["arm", "seed"], columns="per_class", values=METRIC)
     curves = curves.reindex(columns=budgets)
-    mean_curves = curves.groupby(level="regime").mean()
+    mean_curves = curves.groupby(level="arm").mean()
     rows = []
-    for regime, per_seed in curves.groupby(level="regime"):
+    for arm, per_seed in curves.groupby(level="arm"):
         complete = per_seed.dropna()
         seed_aulc = np.array([aulc(n, row) for row in complete.to_numpy()])
         lo, hi = bootstrap_ci(seed_aulc, reps)
         scores = complete.to_numpy()
         iqm_lo, iqm_hi = iqm_ci(scores) if len(scores) else (np.nan, np.nan)
+        first = ok[ok["arm"] == arm].iloc[0]
         row = {
-            "regime": regime,
+            "arm": arm,
+            "regime": first["regime"],
+            "group": first["group"],
             "aulc": float(seed_aulc.mean()) if len(seed_aulc) else np.nan,
             "aulc_ci_low": lo,
             "aulc_ci_high": hi,
@@ -66,13 +78,14 @@ def data_efficiency(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
             "iqm": iqm(scores) if len(scores) else np.nan,
             "iqm_ci_low": iqm_lo,
             "iqm_ci_high": iqm_hi,
-            "acc_smallest": float(mean_curves.loc[regime].iloc[0]),
-            "acc_largest": float(mean_curves.loc[regime].iloc[-1]),
+            "acc_smallest": float(mean_curves.loc[arm].iloc[0]),
+            "acc_largest": float(mean_curves.loc[arm].iloc[-1]),
             "budgets": ",".join(budgets),
         }
-        if BASELINE in mean_curves.index:
-            base = mean_curves.loc[BASELINE].to_numpy()
-            mine = mean_curves.loc[regime].to_numpy()
+        base_arm = reference_arm(ok, arm, BASELINE)
+        if base_arm in mean_curves.index:
+            base = mean_curves.loc[base_arm].to_numpy()
+            mine = mean_curves.loc[arm].to_numpy()
             for budget, t in zip(budgets, effective_data(n, base, mine), strict=True):
                 row[f"dt_{budget}"] = t.transferred
                 row[f"dt_{budget}_censored"] = t.censored
@@ -88,7 +101,10 @@ def efficiency_table(eff: pd.DataFrame) -> pd.DataFrame:
     """The table a reader sees: AULC [CI], IQM, smallest/largest budget, D_T per budget."""
     if eff.empty:
         return eff
-    budgets = eff["budgets"].iloc[0].split(",")
+    grids = eff["budgets"].unique()
+    budgets = pd.Series(sorted({b for g in grids for b in g.split(",")}))
+    budgets = list(budgets.iloc[budget_order(budgets).argsort()])
+    one_grid = len(grids) == 1  # several groups may each have their own budgets
     table = pd.DataFrame(
         {
             "AULC [95% CI]": [
@@ -98,18 +114,26 @@ def efficiency_table(eff: pd.DataFrame) -> pd.DataFrame:
             "IQM acc [95% CI]": [
                 f"{r.iqm:.3f} [{r.iqm_ci_low:.3f}, {r.iqm_ci_high:.3f}]" for r in eff.itertuples()
             ],
-            f"acc @ {budgets[0]}": eff["acc_smallest"].map("{:.3f}".format).to_list(),
-            f"acc @ {budgets[-1]}": eff["acc_largest"].map("{:.3f}".format).to_list(),
+            f"acc @ {budgets[0] if one_grid else 'smallest'}": eff["acc_smallest"]
+            .map("{:.3f}".format)
+            .to_list(),
+            f"acc @ {budgets[-1] if one_grid else 'largest'}": eff["acc_largest"]
+            .map("{:.3f}".format)
+            .to_list(),
         },
-        index=eff["regime"],
+        index=ensure_arms(eff)["arm"],
     )
     for b in budgets:
         if f"dt_{b}_text" in eff:
-            table[f"D_T @ {b}"] = eff[f"dt_{b}_text"].to_list()
+            table[f"D_T @ {b}"] = eff[f"dt_{b}_text"].fillna("-").to_list()
     for alpha in TARGET_ACCURACIES:
         if f"multiplier_{alpha}" in eff:
             table[f"n for {alpha:.0%} (M)"] = [
-                f"{req} ({m:.2f}x)" if m == m else f"{req} (-)"  # m != m: censored, no M
+                "-"
+                if not isinstance(req, str)  # no scratch arm in this arm's group
+                else f"{req} ({m:.2f}x)"
+                if m == m
+                else f"{req} (-)"  # m != m: censored, no M
                 for req, m in zip(eff[f"n_req_{alpha}"], eff[f"multiplier_{alpha}"], strict=True)
             ]
     return table

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from reports.aggregate import bootstrap_ci
+from reports.arms import ensure_arms
 from reports.collect import budget_order
 from reports.compare import paired
 
@@ -120,9 +121,10 @@ def aulc_ranking(eff: pd.DataFrame) -> list[str]:
     """The regime with the largest area under the data-efficiency curve."""
     if eff.empty or eff["aulc"].isna().all():
         return []
+    eff = ensure_arms(eff)
     ranked = eff.sort_values("aulc", ascending=False)
     parts = [
-        f"{r.regime} {r.aulc:.3f} [{r.aulc_ci_low:.3f}, {r.aulc_ci_high:.3f}]"
+        f"{r.arm} {r.aulc:.3f} [{r.aulc_ci_low:.3f}, {r.aulc_ci_high:.3f}]"
         for r in ranked.itertuples()
     ]
     return ["Area under the data-efficiency curve (log budget axis, 95% CI): " + "; ".join(parts)]
@@ -189,13 +191,40 @@ def replay_effect(per_run: pd.DataFrame, knobs: pd.DataFrame) -> list[str]:
 def findings(
     runs: pd.DataFrame, eff: pd.DataFrame, stream_runs: pd.DataFrame, stream_knobs: pd.DataFrame
 ) -> list[str]:
-    """Every sentence, in the order a reader asks: which regime, how much, at what cost."""
-    ok = runs[runs["status"] == "ok"]
-    return (
-        versus_scratch(ok)
-        + probe_versus_finetune(ok)
-        + pixel_floor(ok)
-        + aulc_ranking(eff)
-        + source_forgetting(ok)
-        + replay_effect(stream_runs, stream_knobs)
-    )
+    """Every sentence, in the order a reader asks: which regime, how much, at what cost.
+
+    Runs are compared only within one slice (see :func:`slices`); with more than one slice,
+    each sentence starts with the slice's label in brackets.
+    """
+    ok = ensure_arms(runs[runs["status"] == "ok"])
+    parts = slices(ok)
+    out = []
+    for label, part in parts:
+        prefix = f"[{label}] " if len(parts) > 1 and label else ""
+        mine = eff[eff["arm"].isin(set(part["arm"]))] if "arm" in eff else eff
+        named = part.assign(arm=part["regime"])  # one arm per regime here: name it by regime
+        sentences = (
+            versus_scratch(named)
+            + probe_versus_finetune(named)
+            + pixel_floor(named)
+            + aulc_ranking(mine)
+            + source_forgetting(named)
+        )
+        out += [prefix + line for line in sentences]
+    return out + replay_effect(stream_runs, stream_knobs)
+
+
+def slices(ok: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The runs that may be compared, as (label, runs) with one arm per regime in each.
+
+    One group at a time; a group whose arms have variants is cut once per variant, together
+    with the arms that have none. The label names the group and variant.
+    """
+    out = []
+    for group, runs in ok.groupby("group", sort=False):
+        variants = [v for v in dict.fromkeys(runs["variant"]) if v] or [""]
+        for variant in variants:
+            part = runs[runs["variant"].isin({variant, ""})]
+            label = " · ".join(x for x in (variant, group) if x)
+            out.append((label, part))
+    return out

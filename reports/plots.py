@@ -1,4 +1,7 @@
-"""Figures, one function each: (summary, ax) -> Axes. matplotlib's Agg backend only."""
+"""Figures, one function each: (summary, ax) -> Axes. matplotlib's Agg backend only.
+
+One line per arm (``reports.arms``): the colour says the regime, the marker the group.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +20,31 @@ COLORS = {
     "linear_probe": "#2ca02c",
     "finetune": "#d62728",
     "incremental_pretrain": "#9467bd",
+    "lp_ft": "#e377c2",
+    "longer_pretrain": "#ff7f0e",
+    "svm": "#bcbd22",
+    "knn": "#17becf",
+    "label_spreading": "#8c564b",
+    "continual_pretrain": "#393b79",
 }
 ORDER = list(COLORS)
 
 
-def _regimes(summary: pd.DataFrame) -> list[str]:
-    present = list(dict.fromkeys(summary["regime"]))
-    return [r for r in ORDER if r in present] + [r for r in present if r not in ORDER]
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def _arms(summary: pd.DataFrame) -> list[tuple[str, str, dict]]:
+    """(arm, regime, style) per arm: colour by regime, marker by group, regimes in ORDER."""
+    arms = summary.drop_duplicates("arm")
+    rank = {r: i for i, r in enumerate(ORDER)}
+    arms = arms.assign(_r=arms["regime"].map(lambda r: rank.get(r, len(rank)))).sort_values(
+        ["_r", "arm"]
+    )
+    groups = list(dict.fromkeys(summary["group"]))
+    return [
+        (a.arm, a.regime, {"marker": MARKERS[groups.index(a.group) % len(MARKERS)]})
+        for a in arms.itertuples()
+    ]
 
 
 def _budget_ticks(ax: Axes, summary: pd.DataFrame) -> None:
@@ -37,25 +58,29 @@ def _budget_ticks(ax: Axes, summary: pd.DataFrame) -> None:
 
 def _line(ax: Axes, cell: pd.DataFrame, metric: str, label: str, color: str, **kw: object) -> None:
     x = cell["labelled_per_class"]
-    ax.plot(x, cell[f"{metric}_mean"], marker="o", ms=4, color=color, label=label, **kw)
+    kw = {"marker": "o"} | kw
+    ax.plot(x, cell[f"{metric}_mean"], ms=4, color=color, label=label, **kw)
     ax.fill_between(
         x, cell[f"{metric}_ci_low"], cell[f"{metric}_ci_high"], color=color, alpha=0.15, lw=0
     )
 
 
 def data_efficiency(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Target accuracy against labelled examples per class, one line per regime, 95% CI band."""
+    """Target accuracy against labelled examples per class, one line per arm, 95% CI band."""
     ax = ax or plt.figure(figsize=(7, 4.5)).add_subplot()
-    for regime in _regimes(summary):
-        cell = summary[summary["regime"] == regime].sort_values("labelled_per_class")
-        style = {"ls": "--"} if regime == "pixels" else {}
-        label = "pixels (floor)" if regime == "pixels" else regime
+    for arm, regime, style in _arms(summary):
+        cell = summary[summary["arm"] == arm].sort_values("labelled_per_class")
+        style = style | ({"ls": "--"} if regime == "pixels" else {})
+        label = arm.replace("pixels", "pixels (floor)", 1) if regime == "pixels" else arm
         _line(ax, cell, "test/acc", label, COLORS.get(regime, "black"), **style)
     _budget_ticks(ax, summary)
     ax.set_ylabel("target test accuracy")
     ax.set_title("Data efficiency (mean over seeds, 95% bootstrap CI)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    if summary["arm"].nunique() > 5:  # many arms: the legend beside the plot, not over it
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    else:
+        ax.legend(fontsize=8, loc="lower right")
     return ax
 
 
@@ -63,12 +88,12 @@ def forgetting(summary: pd.DataFrame) -> Figure:
     """Source probe accuracy before (dashed) and after (solid) target training, and their gap."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     has = summary.dropna(subset=["source/acc_before_mean"])
-    for regime in _regimes(has):
-        cell = has[has["regime"] == regime].sort_values("labelled_per_class")
+    for arm, regime, style in _arms(has):
+        cell = has[has["arm"] == arm].sort_values("labelled_per_class")
         color = COLORS.get(regime, "black")
         left.plot(cell["labelled_per_class"], cell["source/acc_before_mean"], ls=":", color=color)
-        _line(left, cell, "source/acc_after", regime, color)
-        _line(right, cell, "source/forgetting", regime, color)
+        _line(left, cell, "source/acc_after", arm, color, **style)
+        _line(right, cell, "source/forgetting", arm, color, **style)
     for ax in (left, right):
         _budget_ticks(ax, has)
         ax.grid(alpha=0.3)
@@ -93,17 +118,17 @@ def accuracy_vs_compute(summary: pd.DataFrame) -> Figure:
         (axes[0], "cost/pretrain_amortised_s_mean", "pretraining amortised"),
         (axes[1], "cost/pretrain_full_s_mean", "pretraining in full"),
     ):
-        for regime in _regimes(summary):
-            cell = summary[summary["regime"] == regime].sort_values("labelled_per_class")
+        for arm, regime, style in _arms(summary):
+            cell = summary[summary["arm"] == arm].sort_values("labelled_per_class")
             cost = cell["cost/target_s_mean"] + cell[pre]
             cell, cost = cell[cost > 0], cost[cost > 0]  # a log axis cannot show zero
             ax.plot(
                 cost,
                 cell["test/acc_mean"],
-                marker="o",
                 ms=4,
                 color=COLORS.get(regime, "black"),
-                label=regime,
+                label=arm,
+                **style,
             )
         ax.set_xscale("log")
         ax.set_xlabel("wall-clock seconds per run (log scale)")

@@ -38,7 +38,32 @@ def run_cli(
     return proc
 
 
-def synthetic_record(regime, per_class, seed, acc, status="ok", name="synthetic", forgetting=None):
+def _merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        both = isinstance(value, dict) and isinstance(out.get(key), dict)
+        out[key] = _merged(out[key], value) if both else value
+    return out
+
+
+def synthetic_record(
+    regime,
+    per_class,
+    seed,
+    acc,
+    status="ok",
+    name="synthetic",
+    forgetting=None,
+    config=None,
+    **fields,
+):
+    """A record with known values; ``config`` is merged into its config, ``fields`` on top."""
+    record = _synthetic(regime, per_class, seed, acc, status, name, forgetting)
+    record["config"] = _merged(record["config"], config or {})
+    return record | fields
+
+
+def _synthetic(regime, per_class, seed, acc, status, name, forgetting):
     metrics = {"test/acc": acc, "test/f1_macro": acc - 0.01, "test/ece": 0.05}
     if forgetting is not None:
         metrics |= {

@@ -1,0 +1,177 @@
+"""Arms and groups: which runs may share a cell, and which may be compared (PLAN interface 2).
+
+A report may read sweeps that differ in more than regime, budget and seed (another target,
+another model, more pretraining steps). Averaging such runs into one cell pools different
+experiments, so every run gets three labels computed from its resolved config:
+
+- ``group``: the non-stage config keys that differ between the records read (``data=mnist``,
+  ``model=resnet18``); runs are compared only within one group.
+- ``variant``: the stage-node keys (``train.*``, ``pretrain.*``, ...) that differ *within one
+  regime* (``train.steps=50``); a regime's own defaults (scratch's learning rate differs from
+  finetune's) are part of the regime, not a variant.
+- ``arm``: ``regime``, then `` · variant`` and `` · group`` where not empty: the key of every
+  cell, row and line of the report.
+
+A stage node counts only for the regimes that read it: ``record["reads"]`` where the record
+carries it; otherwise a node a regime does not read is indistinguishable from one it does, and
+its keys are a variant only when they differ within the regime.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+IGNORED = frozenset(
+    {
+        "seed",
+        "subset_seed",
+        "train_seed",
+        "budget.per_class",
+        "regime.name",
+        "name",
+        "question",
+        "trainer.enable_progress_bar",
+    }
+)
+IGNORED_NODES = ("paths", "comparisons")
+STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream")
+UNSET = "???"  # OmegaConf's mandatory-missing marker: a stage node the regime never set
+MISSING = "(not set)"
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def flatten(config: dict, prefix: str = "") -> dict[str, str]:
+    """Dotted key -> value as text (lists and null as JSON), e.g. ``{"model.name": "resnet18"}``."""
+    out: dict[str, str] = {}
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out |= flatten(value, f"{dotted}.")
+        else:
+            out[dotted] = "{}" if isinstance(value, dict) else _text(value)
+    return out
+
+
+def node(key: str) -> str:
+    """The top-level config node of a dotted key."""
+    return key.split(".", 1)[0]
+
+
+def is_stage(key: str) -> bool:
+    """A key of a stage node or of the regime itself: it belongs to the regime's definition."""
+    return node(key) in (*STAGE_NODES, "regime")
+
+
+def reads(record: dict) -> set[str] | None:
+    """The stage nodes this run's regime reads, when the record says so."""
+    found = record.get("reads")
+    return None if found is None else set(found)
+
+
+def used_config(record: dict, read: set[str] | None = None) -> dict[str, str]:
+    """The flattened config less seeds, display keys and stage nodes the regime does not read.
+
+    ``read``: the nodes the regime reads, when the record does not say (from a newer record of
+    the same regime), so old and new records of one regime are labelled alike.
+    """
+    read = reads(record) if reads(record) is not None else read
+    kept = {}
+    for key, value in flatten(record.get("config", {})).items():
+        if key in IGNORED or node(key) in IGNORED_NODES:
+            continue
+        if node(key) in STAGE_NODES and (
+            value == UNSET or (read is not None and node(key) not in read)
+        ):
+            continue
+        kept[key] = value
+    return kept
+
+
+def _varying(flats: list[dict[str, str]], keys: Iterable[str]) -> list[str]:
+    return sorted(k for k in set(keys) if len({f.get(k, MISSING) for f in flats}) > 1)
+
+
+def _determined(flats: list[dict[str, str]], key: str, by: str) -> bool:
+    """True when ``key``'s value is a function of ``by``'s value across ``flats``."""
+    seen: dict[str, str] = {}
+    for f in flats:
+        if seen.setdefault(f.get(by, MISSING), f.get(key, MISSING)) != f.get(key, MISSING):
+            return False
+    return True
+
+
+def _compact(flats: list[dict[str, str]], keys: list[str]) -> list[str]:
+    """Drop keys a varying ``<node>.name`` already tells apart (``data=x`` implies its classes)."""
+    names = {node(k) for k in keys if k == f"{node(k)}.name"}
+    return [
+        k
+        for k in keys
+        if node(k) not in names
+        or k.endswith(".name")
+        or not _determined(flats, k, f"{node(k)}.name")
+    ]
+
+
+def _label(flat: dict[str, str], keys: list[str]) -> str:
+    parts = []
+    for key in keys:
+        shown = node(key) if key == f"{node(key)}.name" else key
+        parts.append(f"{shown}={flat.get(key, MISSING)}")
+    return ", ".join(parts)
+
+
+def arm_labels(records: list[dict]) -> pd.DataFrame:
+    """Per record (same order): ``group``, ``variant`` and ``arm`` as in the module docstring."""
+    regimes = [str(r["regime"]) for r in records]
+    known = {str(r["regime"]): reads(r) for r in records if reads(r) is not None}
+    flats = [used_config(r, known.get(regime)) for r, regime in zip(records, regimes, strict=True)]
+    keys = {k for f in flats for k in f}
+    group_keys = _compact(flats, _varying(flats, [k for k in keys if not is_stage(k)]))
+    variant_keys: dict[str, list[str]] = {}
+    for regime in set(regimes):
+        mine = [f for f, r in zip(flats, regimes, strict=True) if r == regime]
+        stage = [k for k in {k for f in mine for k in f} if is_stage(k)]
+        variant_keys[regime] = _varying(mine, stage)
+    rows = []
+    for flat, regime in zip(flats, regimes, strict=True):
+        group, variant = _label(flat, group_keys), _label(flat, variant_keys[regime])
+        arm = " · ".join(part for part in (regime, variant, group) if part)
+        rows.append({"group": group, "variant": variant, "arm": arm})
+    return pd.DataFrame(rows, columns=["group", "variant", "arm"])
+
+
+def ensure_arms(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with ``arm``/``group``/``variant``; a frame without them gets arm = regime."""
+    if "arm" in runs:
+        return runs
+    return runs.assign(arm=runs["regime"], group="", variant="")
+
+
+def reference_arm(runs: pd.DataFrame, arm: str, regime: str) -> str | None:
+    """The arm of ``regime`` that ``arm`` is compared with, or None.
+
+    Same group always; among several arms of ``regime`` there, the one with the same variant.
+    """
+    runs = ensure_arms(runs)
+    mine = runs[runs["arm"] == arm].iloc[0]
+    arms = runs[(runs["regime"] == regime) & (runs["group"] == mine["group"])]
+    arms = arms.drop_duplicates("arm")
+    if len(arms) == 1:
+        return str(arms["arm"].iloc[0])
+    same = arms[arms["variant"] == mine["variant"]]
+    return str(same["arm"].iloc[0]) if len(same) == 1 else None
+
+
+def pairing_columns(runs: pd.DataFrame) -> list[str]:
+    """The columns that identify a sample of a cell: (subset_seed, train_seed), else seed."""
+    if {"subset_seed", "train_seed"} <= set(runs.columns):
+        return ["subset_seed", "train_seed"]
+    return ["seed"]
