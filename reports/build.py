@@ -17,12 +17,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchmarks.records import DEFINITIONS
-from reports import plots, render
+from reports import claims, plots, render
 from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
 from reports.collect import budget_order, collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
+from reports.family import with_keys
 from reports.findings import findings
+from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
+from reports.inference import PAIRED_METHOD as CLAIM_METHOD
 from reports.streams import (
     accuracy_matrix,
     per_run_metrics,
@@ -30,6 +33,7 @@ from reports.streams import (
     transfer_metrics,
     variant_summary,
 )
+from reports.variance import NOT_CROSSED, variance_table
 
 MATRIX_COLUMNS = [
     "variant",
@@ -59,11 +63,11 @@ def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
             for _, r in summary.iterrows()
         ]
     )
-    table = s.pivot(index="regime", columns="per_class", values="cell")
+    table = s.pivot(index="arm", columns="per_class", values="cell")
     cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
-    order = [r for r in plots.ORDER if r in table.index] + [
-        r for r in table.index if r not in plots.ORDER
-    ]
+    regime = s.groupby("arm")["regime"].first()
+    rank = {r: i for i, r in enumerate(plots.ORDER)}
+    order = sorted(table.index, key=lambda a: (rank.get(regime[a], len(rank)), a))
     return table.loc[order, cols].fillna("-")
 
 
@@ -107,7 +111,7 @@ def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
         tables.append(
             pd.DataFrame(
                 {
-                    "variant": cells["regime"] + " @ per_class=" + cells["per_class"].astype(str),
+                    "variant": cells["arm"] + " @ per_class=" + cells["per_class"].astype(str),
                     "metric": name,
                     "definition": DEFINITIONS[metric],
                     "value": cells[f"{metric}_mean"],
@@ -153,11 +157,11 @@ def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
 
 def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     runs, records, unreadable = collected
-    runs = with_costs(runs)
+    runs = with_keys(with_costs(runs))  # runs.csv: every column findings/summary are made from
     summary = summarize(runs, reps)
     paired = paired_differences(runs, reps=reps)
     if not paired.empty:
-        summary = summary.merge(paired, on=["regime", "per_class"], how="left")
+        summary = summary.merge(paired, on=["arm", "per_class"], how="left")
     eff = data_efficiency(runs, reps)
     streams = _streams(runs, reps)
     transfer = pd.concat(
@@ -168,6 +172,11 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     )
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
+    rows, sentences = findings(
+        runs, records, streams.get("per_run", pd.DataFrame()), streams.get("knobs")
+    )
+    rows.to_csv(out / "findings.csv", index=False)
+    spread = variance_table(runs)
     eff.to_csv(out / "data_efficiency.csv", index=False)
     streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
     transfer[TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
@@ -177,7 +186,6 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     for name in ("forgetting", "accuracy_vs_compute", "accuracy_matrix", "forgetting_vs_replay"):
         images.setdefault(name, "")
     images.setdefault("forgetting_tradeoff", "")
-    sentences = findings(runs, eff, streams.get("per_run", pd.DataFrame()), streams.get("knobs"))
     failed = runs[runs["status"] != "ok"]
     varied, fixed = config_split(records)
     acc = accuracy_table(summary)
@@ -194,7 +202,15 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
         "images": images,
         "ci_method": CI_METHOD,
         "findings": sentences,
+        "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",
+        "claims_table": _claims_table(rows),
+        "variance_table": spread.round(3).to_html(index=False, escape=True, na_rep="-"),
+        "not_crossed": NOT_CROSSED,
         "methods": {
+            "claim": CLAIM_METHOD,
+            "holm": HOLM_METHOD,
+            "boot": BOOT_METHOD,
+            "variance": VARIANCE_METHOD,
             "paired": PAIRED_METHOD,
             "poi": POI_METHOD,
             "iqm": IQM_METHOD,
@@ -221,6 +237,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
         f"Question: {context['question']}",
         "",
         f"{len(runs)} runs, {len(failed)} failed. Intervals: {CI_METHOD}.",
+        f"Claims: {CLAIM_METHOD}. {HOLM_METHOD}.",
         "",
         "Findings:",
         *[f"- {line}" for line in sentences],
@@ -262,9 +279,17 @@ def _paired_table(summary: pd.DataFrame) -> str:
         else f"{r['diff_vs_scratch_mean']:+.3f} (one seed) P={r['p_improvement_vs_scratch']:.2f}"
         for _, r in cells.iterrows()
     ]
-    table = cells.assign(cell=text).pivot(index="regime", columns="per_class", values="cell")
+    table = cells.assign(cell=text).pivot(index="arm", columns="per_class", values="cell")
     cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
     return table[cols].fillna("-").to_html(escape=True)
+
+
+def _claims_table(rows: pd.DataFrame) -> str:
+    """Every row of findings.csv, as the reader can check it against the sentences."""
+    if rows.empty:
+        return ""
+    shown = rows.drop(columns=["method", "a", "b"]).round(4)
+    return shown.to_html(index=False, escape=True, na_rep="-")
 
 
 def records_fingerprint(dirs: list[Path]) -> str:

@@ -1,0 +1,175 @@
+"""Findings as rows: one per pre-declared claim, tested, Holm-corrected; sentences from the rows.
+
+Three families, each fixed before the numbers are seen (``reports.family``):
+
+* primary: the paired AULC difference of every declared comparison (all groups together);
+* secondary: every declared comparison at every budget (test accuracy);
+* forgetting: per pretrained arm, the AULC-style average of probe-refit source forgetting over
+  the budgets, against 0.
+
+Holm runs within a family. A difference is claimed only when its Holm-adjusted paired-t p < 0.05
+and its t interval excludes 0. ``findings.csv`` holds the rows; the HTML prints sentences made
+from the same rows, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.family import UNIT, Comparison, budgets, paired, unit_aulc
+from reports.inference import from_on, holm, paired_test
+
+ALPHA = 0.05
+COLUMNS = [
+    "comparison", "budget", "estimate", "ci_low", "ci_high", "p_raw", "p_adjusted",
+    "p_wilcoxon", "method", "n_seeds", "family", "verdict", "group", "a", "b", "metric",
+    "clipped",
+]  # fmt: skip
+PRIMARY = "primary: AULC difference of every declared comparison"
+SECONDARY = "secondary: every declared comparison at every budget"
+FORGETTING = "forgetting: AULC-style source forgetting of every pretrained arm against 0"
+AULC_TEXT = "AULC (log budget axis, normalised, per unit)"
+
+
+def _row(comp: Comparison, budget: str, a: np.ndarray, b: np.ndarray, metric: str) -> dict:
+    test = paired_test(a, b)
+    return {
+        "comparison": comp.label, "budget": budget, "estimate": test.estimate,
+        "ci_low": test.low, "ci_high": test.high, "p_raw": test.p_t, "p_wilcoxon": test.p_wilcoxon,
+        "method": "paired t (ttest_rel), t interval; Wilcoxon beside",
+        "n_seeds": test.n, "group": comp.group, "a": comp.a, "b": comp.b, "metric": metric,
+        "clipped": test.clipped,
+    }  # fmt: skip
+
+
+def _aulc_pairs(ok: pd.DataFrame, comp: Comparison, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    per_unit = unit_aulc(ok, comp.group, metric)
+    wide = per_unit.pivot_table(index=UNIT, columns="arm", values="aulc").dropna()
+    if comp.a not in wide or comp.b not in wide:
+        return np.array([]), np.array([])
+    return wide[comp.a].to_numpy(float), wide[comp.b].to_numpy(float)
+
+
+def _family(rows: list[dict], name: str) -> list[dict]:
+    """Holm within one family; the family's name and size go into every row."""
+    adjusted = holm(np.array([r["p_raw"] for r in rows], float))
+    m = int(np.isfinite(adjusted).sum())
+    for r, p in zip(rows, adjusted, strict=True):
+        r["p_adjusted"] = p
+        r["family"] = f"{name} (Holm over {m} tests)"
+        resolved = p < ALPHA and (r["ci_low"] > 0 or r["ci_high"] < 0)
+        r["verdict"] = ("higher" if r["estimate"] > 0 else "lower") if resolved else "not resolved"
+    return rows
+
+
+def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str]) -> pd.DataFrame:
+    """Every claim of the three families, as findings.csv rows (``ok`` runs with keys)."""
+    primary = [_row(c, "AULC", *_aulc_pairs(ok, c, "test/acc"), "test/acc") for c in comps]
+    secondary = [
+        _row(c, b, *paired(ok, c, b, "test/acc"), "test/acc")
+        for c in comps
+        for b in budgets(ok[(ok["group"] == c.group) & ok["arm"].isin([c.a, c.b])])
+    ]
+    forgetting = []
+    if "source/forgetting" in ok:
+        has = ok[ok["regime"].isin(pretrained) & ok["source/forgetting"].notna()]
+        for group, arm in has[["group", "arm"]].drop_duplicates().itertuples(index=False):
+            rows = has[has["group"] == group]
+            wide = unit_aulc(rows, group, "source/forgetting")
+            f = wide.loc[wide["arm"] == arm, "aulc"].to_numpy(float)
+            comp = Comparison(arm, "0", group)
+            row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting")
+            row["comparison"] = f"{arm}: source forgetting"
+            row["method"] = "one-sample t of per-unit forgetting AULC against 0; Wilcoxon beside"
+            forgetting.append(row)
+    rows = _family(primary, PRIMARY) + _family(secondary, SECONDARY)
+    rows += _family(forgetting, FORGETTING)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _budget(per_class: str) -> str:
+    return "all labels" if per_class == "all" else f"{per_class} per class"
+
+
+def _ci(r) -> str:
+    return f"{r.estimate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
+
+
+def _tests(r) -> str:
+    return f"n = {r.n_seeds}, Holm p = {r.p_adjusted:.3g}, Wilcoxon p = {r.p_wilcoxon:.3g}"
+
+
+def _where(r) -> str:
+    return f" ({r.group})" if r.group else ""
+
+
+def aulc_sentence(r) -> str:
+    """One primary or forgetting claim, with its interval and tests."""
+    if r.metric == "source/forgetting":
+        what = f"{r.a}: source forgetting (probe-refit), averaged over budgets{_where(r)}"
+        verbs = {"higher": "it forgets", "lower": "it gains source accuracy"}
+    else:
+        what = f"{r.comparison}, {AULC_TEXT}{_where(r)}"
+        verbs = {"higher": f"{r.a} is higher", "lower": f"{r.a} is lower"}
+    if r.verdict == "not resolved" or pd.isna(r.ci_low):
+        return (
+            f"{what}: {r.estimate:+.3f}, not resolved with {r.n_seeds} seeds; "
+            f"the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}] ({_tests(r)})."
+        )
+    return f"{what}: {_ci(r)}, {verbs[r.verdict]} ({_tests(r)})."
+
+
+def budget_sentence(rows: pd.DataFrame) -> str:
+    """One comparison over the budgets: "from X on" only when every larger budget holds too."""
+    first = rows.iloc[0]
+    parts = []
+    for verdict in ("higher", "lower"):
+        holds = (rows["verdict"] == verdict).tolist()
+        if not any(holds):
+            continue
+        start = from_on(holds)
+        hit = rows[rows["verdict"] == verdict]
+        cells = ", ".join(f"{_budget(r.budget)} {_ci(r)}" for r in hit.itertuples())
+        if start is not None and start < len(rows) - 1 and holds.count(True) == len(rows) - start:
+            lead = f"{first.a} is {verdict} from {_budget(rows['budget'].iloc[start])} on"
+        else:
+            lead = f"{first.a} is {verdict} at"
+        parts.append(f"{lead}: {cells}")
+    open_ = rows[rows["verdict"] == "not resolved"]
+    if len(open_):
+        cells = ", ".join(
+            f"{_budget(r.budget)} (the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}])"
+            for r in open_.itertuples()
+        )
+        n = "/".join(str(v) for v in sorted(set(open_["n_seeds"])))
+        parts.append(f"not resolved with {n} seeds at {cells}")
+    lead = f"{first.comparison}, per budget{_where(first)} (family {first.family})"
+    return f"{lead}: " + "; ".join(parts) + "."
+
+
+def sentences(rows: pd.DataFrame) -> list[str]:
+    """The Findings, in order: primary AULC claims, per-budget claims, forgetting."""
+    out = [aulc_sentence(r) for r in rows[rows["family"].str.startswith(PRIMARY)].itertuples()]
+    secondary = rows[rows["family"].str.startswith(SECONDARY)]
+    for _, group in secondary.groupby(["group", "comparison"], sort=False):
+        out.append(budget_sentence(group))
+    out += [aulc_sentence(r) for r in rows[rows["family"].str.startswith(FORGETTING)].itertuples()]
+    return out
+
+
+def headline(rows: pd.DataFrame) -> pd.DataFrame:
+    """The short table at the top of Findings: the primary endpoint of every comparison."""
+    top = rows[rows["family"].str.startswith(PRIMARY)]
+    holm_p = [f"{p:.3g} ({q:.3g})" for p, q in zip(top.p_raw, top.p_adjusted, strict=True)]
+    names = [r.comparison + _where(r) for r in top.itertuples()]
+    return pd.DataFrame(
+        {
+            "AULC difference [95% t CI]": [_ci(r) for r in top.itertuples()],
+            "n pairs": top["n_seeds"].to_list(),
+            "paired t p (Holm)": holm_p,
+            "Wilcoxon p": top["p_wilcoxon"].map("{:.3g}".format).to_list(),
+            "verdict": top["verdict"].to_list(),
+        },
+        index=pd.Index(names, name="A - B"),
+    )
