@@ -321,8 +321,8 @@ def unreadable_records(out: Path) -> list[tuple[str, str]]:
 def build_report(dirs: list[Path], out: Path, resamples: int = RESAMPLES) -> Path:
     """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``.
 
-    ``resamples``: random bootstrap resamples for cells with more seeds than are enumerated
-    exactly (see ``reports.aggregate.bootstrap_ci``).
+    ``resamples``: kept for callers; intervals are Student-t (``reports.inference``) and the
+    bootstraps use their own fixed, seeded resample counts.
     """
     out, dirs = Path(out), [Path(d) for d in dirs]
     collected = collect(dirs)  # bad input fails here, before any folder is created
