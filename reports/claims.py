@@ -57,7 +57,7 @@ def _family(rows: list[dict], name: str) -> list[dict]:
     m = int(np.isfinite(adjusted).sum())
     for r, p in zip(rows, adjusted, strict=True):
         r["p_adjusted"] = p
-        r["family"] = f"{name} (Holm over {m} tests)"
+        r["family"] = f"{name}; Holm over {m} tests"
         resolved = p < ALPHA and (r["ci_low"] > 0 or r["ci_high"] < 0)
         r["verdict"] = ("higher" if r["estimate"] > 0 else "lower") if resolved else "not resolved"
     return rows
@@ -96,8 +96,15 @@ def _ci(r) -> str:
     return f"{r.estimate:+.3f} [{r.ci_low:+.3f}, {r.ci_high:+.3f}]"
 
 
+def _seeds(n: int) -> str:
+    return f"{n} seed{'' if n == 1 else 's'}"
+
+
 def _tests(r) -> str:
-    return f"n = {r.n_seeds}, Holm p = {r.p_adjusted:.3g}, Wilcoxon p = {r.p_wilcoxon:.3g}"
+    """n, Holm p and Wilcoxon p; with <= 5 pairs Wilcoxon's floor 2 / 2^n is said beside it."""
+    floor = f" (floor {2 / 2**r.n_seeds:.3g} with {r.n_seeds} pairs)" if 2 <= r.n_seeds <= 5 else ""
+    wilcoxon = f"Wilcoxon p = {r.p_wilcoxon:.3g}{floor}"
+    return f"n = {r.n_seeds}, Holm p = {r.p_adjusted:.3g}, {wilcoxon}"
 
 
 def _where(r) -> str:
@@ -112,9 +119,11 @@ def aulc_sentence(r) -> str:
     else:
         what = f"{r.comparison}, {AULC_TEXT}{_where(r)}"
         verbs = {"higher": f"{r.a} is higher", "lower": f"{r.a} is lower"}
-    if r.verdict == "not resolved" or pd.isna(r.ci_low):
+    if pd.isna(r.ci_low):
+        return f"{what}: {r.estimate:+.3f}, not testable with {_seeds(r.n_seeds)} (no interval)."
+    if r.verdict == "not resolved":
         return (
-            f"{what}: {r.estimate:+.3f}, not resolved with {r.n_seeds} seeds; "
+            f"{what}: {r.estimate:+.3f}, not resolved with {_seeds(r.n_seeds)}; "
             f"the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}] ({_tests(r)})."
         )
     return f"{what}: {_ci(r)}, {verbs[r.verdict]} ({_tests(r)})."
@@ -136,7 +145,11 @@ def budget_sentence(rows: pd.DataFrame) -> str:
         else:
             lead = f"{first.a} is {verdict} at"
         parts.append(f"{lead}: {cells}")
-    open_ = rows[rows["verdict"] == "not resolved"]
+    untestable = rows[rows["ci_low"].isna()]
+    if len(untestable):
+        where = ", ".join(_budget(b) for b in untestable["budget"])
+        parts.append(f"not testable with fewer than 2 pairs at {where}")
+    open_ = rows[(rows["verdict"] == "not resolved") & rows["ci_low"].notna()]
     if len(open_):
         cells = ", ".join(
             f"{_budget(r.budget)} (the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}])"
@@ -144,7 +157,7 @@ def budget_sentence(rows: pd.DataFrame) -> str:
         )
         n = "/".join(str(v) for v in sorted(set(open_["n_seeds"])))
         parts.append(f"not resolved with {n} seeds at {cells}")
-    lead = f"{first.comparison}, per budget{_where(first)} (family {first.family})"
+    lead = f"{first.comparison}, per budget{_where(first)} (family: {first.family})"
     return f"{lead}: " + "; ".join(parts) + "."
 
 
