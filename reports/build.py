@@ -22,7 +22,7 @@ from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
 from reports.collect import budget_order, collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
-from reports.family import with_keys
+from reports.family import seed_columns, with_keys
 from reports.findings import findings
 from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
@@ -157,7 +157,8 @@ def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
 
 def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     runs, records, unreadable = collected
-    runs = with_keys(with_costs(runs))  # runs.csv: every column findings/summary are made from
+    # runs.csv: every column findings.csv and summary.csv are made from
+    runs = with_keys(seed_columns(with_costs(runs), records))
     summary = summarize(runs, reps)
     paired = paired_differences(runs, reps=reps)
     if not paired.empty:
@@ -202,9 +203,11 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
         "images": images,
         "ci_method": CI_METHOD,
         "findings": sentences,
-        "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",
+        "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",  # see PDF
         "claims_table": _claims_table(rows),
-        "variance_table": spread.round(3).to_html(index=False, escape=True, na_rep="-"),
+        "variance_table": spread.to_html(
+            index=False, escape=True, na_rep="-", float_format="{:.3f}".format
+        ),
         "not_crossed": NOT_CROSSED,
         "methods": {
             "claim": CLAIM_METHOD,
@@ -246,11 +249,14 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
     tail = ["Failed runs:"] + (failures or ["  none"])
     tail += ["", "Varied configuration:"] + [f"  {k} = {v}" for k, v in varied]
     tail += ["", "Environment:"] + [f"  {k}: {v}" for k, v in context["environment"]]
+    top = claims.headline(rows)
+    headline = {"Primary endpoint: paired AULC difference [95% t CI]": top} if len(top) else {}
     render.pdf(
         out / "report.pdf",
         intro,
         list(figures.values()),
-        {"Target test accuracy: mean [95% CI] n=seeds": acc}
+        headline
+        | {"Target test accuracy: mean [95% t CI] n=seeds": acc}
         | (
             {"Data efficiency (AULC, IQM, effective data transferred)": efficiency_table(eff)}
             if not eff.empty
@@ -274,7 +280,8 @@ def _paired_table(summary: pd.DataFrame) -> str:
     cells = summary[summary["diff_vs_scratch_mean"].notna()]
     text = [
         f"{r['diff_vs_scratch_mean']:+.3f} [{r['diff_vs_scratch_ci_low']:+.3f}, "
-        f"{r['diff_vs_scratch_ci_high']:+.3f}] P={r['p_improvement_vs_scratch']:.2f}"
+        f"{r['diff_vs_scratch_ci_high']:+.3f}] n={r['n_pairs']:.0f} "
+        f"P={r['p_improvement_vs_scratch']:.2f}"
         if pd.notna(r["diff_vs_scratch_ci_low"])
         else f"{r['diff_vs_scratch_mean']:+.3f} (one seed) P={r['p_improvement_vs_scratch']:.2f}"
         for _, r in cells.iterrows()

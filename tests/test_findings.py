@@ -149,3 +149,22 @@ def test_findings_and_summary_recompute_from_runs_csv_with_scipy(report):
     ref = stats.t.interval(0.95, len(vals) - 1, loc=vals.mean(), scale=stats.sem(vals))
     assert (cell["test/acc_ci_low"], cell["test/acc_ci_high"]) == pytest.approx(ref)
     assert cell["test/acc_std"] == pytest.approx(vals.std(ddof=1)) and cell["test/acc_n"] == 6
+
+
+def test_a_crossed_design_gets_its_variance_split_in_the_report(tmp_path):
+    """3 subsets x 3 train seeds; the subset moves accuracy by 0.1, training by 0.01."""
+    for s in range(3):
+        for t in range(3):
+            acc = 0.5 + 0.1 * s + 0.01 * t
+            rec = synthetic_record("scratch", 5, 3 * s + t, acc)
+            rec["subset_seed"], rec["train_seed"] = s, t
+            write_record(tmp_path / "s" / f"{s}-{t}" / "record.json", rec)
+    out = build_report([tmp_path / "s"], tmp_path / "report").parent
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(set(zip(runs["subset_seed"], runs["train_seed"], strict=True))) == [
+        (s, t) for s in range(3) for t in range(3)
+    ]
+    page = (out / "index.html").read_text()
+    assert "subset share" in page and "3 subsets x 3 train seeds" in page
+    share = 0.01 / (0.01 + 0.0001)  # variances of the two additive effects, no residual
+    assert f"{share:.3f}" in page
