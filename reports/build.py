@@ -204,7 +204,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
         "ci_method": CI_METHOD,
         "findings": sentences,
         "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",  # see PDF
-        "claims_table": _claims_table(rows),
+        "claims_table": claims.claims_table(rows),
         "variance_table": spread.to_html(
             index=False, escape=True, na_rep="-", float_format="{:.3f}".format
         ),
@@ -289,14 +289,6 @@ def _paired_table(summary: pd.DataFrame) -> str:
     table = cells.assign(cell=text).pivot(index="arm", columns="per_class", values="cell")
     cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
     return table[cols].fillna("-").to_html(escape=True)
-
-
-def _claims_table(rows: pd.DataFrame) -> str:
-    """Every row of findings.csv, as the reader can check it against the sentences."""
-    if rows.empty:
-        return ""
-    shown = rows.drop(columns=["method", "a", "b"]).round(4)
-    return shown.to_html(index=False, escape=True, na_rep="-")
 
 
 def records_fingerprint(dirs: list[Path]) -> str:

@@ -186,3 +186,11 @@ def headline(rows: pd.DataFrame) -> pd.DataFrame:
         },
         index=pd.Index(names, name="A - B"),
     )
+
+
+def claims_table(rows: pd.DataFrame) -> str:
+    """Every row of findings.csv as HTML, so a reader can check it against the sentences."""
+    if rows.empty:
+        return ""
+    shown = rows.drop(columns=["method", "a", "b"]).round(4)
+    return shown.to_html(index=False, escape=True, na_rep="-")

@@ -35,9 +35,11 @@ BOOT_METHOD = (
 PAIRED_METHOD = (
     "paired by pairing unit (subset_seed, train_seed): mean of the per-unit differences A - B "
     "with its Student-t 95% interval (clipped to [-1, 1]), paired t-test (scipy.stats.ttest_rel), "
-    "Wilcoxon signed-rank beside it (scipy.stats.wilcoxon: exact null distribution, or an exact "
-    "permutation distribution when differences tie or are zero, up to 50 pairs; with n <= 5 pairs "
-    "its two-sided p cannot go below 0.0625); differences rounded to 1e-12 so equal accuracies tie"
+    "Wilcoxon signed-rank beside it (scipy.stats.wilcoxon, method 'auto': the exact null "
+    "distribution up to 50 pairs without ties or zeros, an exact permutation distribution up to "
+    "13 pairs with them, the normal approximation beyond; zeros dropped; with n <= 5 pairs its "
+    "two-sided p cannot go below 2 / 2^n, 0.0625 at 5); differences rounded to 1e-12 so equal "
+    "accuracies tie"
 )
 HOLM_METHOD = (
     "Holm step-down correction (Holm 1979) of the paired-t p-values over the family a claim "
