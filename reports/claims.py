@@ -17,15 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.family import UNIT, Comparison, budgets, paired, unit_aulc
+from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc
 from reports.inference import from_on, holm, paired_test
 
 ALPHA = 0.05
 COLUMNS = [
     "comparison", "budget", "estimate", "ci_low", "ci_high", "p_raw", "p_adjusted",
     "p_wilcoxon", "method", "n_seeds", "family", "verdict", "group", "a", "b", "metric",
-    "clipped",
+    "clipped", "budgets",
 ]  # fmt: skip
+T_ROW = (
+    "paired t-test (scipy.stats.ttest_rel) over pairing units (subset_seed, train_seed); "
+    "Student-t 95% interval of the mean difference, clipped to [-1, 1]; Wilcoxon signed-rank "
+    "(scipy.stats.wilcoxon) beside"
+)
 PRIMARY = "primary: AULC difference of every declared comparison"
 SECONDARY = "secondary: every declared comparison at every budget"
 FORGETTING = "forgetting: AULC-style source forgetting of every pretrained arm against 0"
@@ -37,18 +42,22 @@ def _row(comp: Comparison, budget: str, a: np.ndarray, b: np.ndarray, metric: st
     return {
         "comparison": comp.label, "budget": budget, "estimate": test.estimate,
         "ci_low": test.low, "ci_high": test.high, "p_raw": test.p_t, "p_wilcoxon": test.p_wilcoxon,
-        "method": "paired t (ttest_rel), t interval; Wilcoxon beside",
+        "method": T_ROW + ("" if budget != "AULC" else "; of per-unit AULC"),
         "n_seeds": test.n, "group": comp.group, "a": comp.a, "b": comp.b, "metric": metric,
         "clipped": test.clipped,
     }  # fmt: skip
 
 
-def _aulc_pairs(ok: pd.DataFrame, comp: Comparison, metric: str) -> tuple[np.ndarray, np.ndarray]:
+def _aulc_row(ok: pd.DataFrame, comp: Comparison, metric: str) -> dict:
+    """The primary endpoint of one comparison; ``budgets`` names the grid the AULC is on."""
     per_unit = unit_aulc(ok, comp.group, metric)
     wide = per_unit.pivot_table(index=UNIT, columns="arm", values="aulc").dropna()
-    if comp.a not in wide or comp.b not in wide:
-        return np.array([]), np.array([])
-    return wide[comp.a].to_numpy(float), wide[comp.b].to_numpy(float)
+    a, b = (wide[k].to_numpy(float) if k in wide else np.array([]) for k in (comp.a, comp.b))
+    if not (len(a) and len(b)):
+        a = b = np.array([])
+    row = _row(comp, "AULC", a, b, metric)
+    in_group = ok[(ok["group"] == comp.group) & ok[metric].notna()]
+    return row | {"budgets": ",".join(grid(in_group).index)}
 
 
 def _family(rows: list[dict], name: str) -> list[dict]:
@@ -65,7 +74,7 @@ def _family(rows: list[dict], name: str) -> list[dict]:
 
 def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str]) -> pd.DataFrame:
     """Every claim of the three families, as findings.csv rows (``ok`` runs with keys)."""
-    primary = [_row(c, "AULC", *_aulc_pairs(ok, c, "test/acc"), "test/acc") for c in comps]
+    primary = [_aulc_row(ok, c, "test/acc") for c in comps]
     secondary = [
         _row(c, b, *paired(ok, c, b, "test/acc"), "test/acc")
         for c in comps
@@ -81,7 +90,11 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
             comp = Comparison(arm, "0", group)
             row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting")
             row["comparison"] = f"{arm}: source forgetting"
-            row["method"] = "one-sample t of per-unit forgetting AULC against 0; Wilcoxon beside"
+            row["method"] = (
+                "one-sample t-test of per-unit forgetting AULC against 0 (scipy.stats.ttest_rel "
+                "against zeros); Student-t 95% interval; Wilcoxon signed-rank beside"
+            )
+            row["budgets"] = ",".join(grid(rows).index)
             forgetting.append(row)
     rows = _family(primary, PRIMARY) + _family(secondary, SECONDARY)
     rows += _family(forgetting, FORGETTING)

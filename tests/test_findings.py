@@ -141,6 +141,7 @@ def test_findings_and_summary_recompute_from_runs_csv_with_scipy(report):
     auc = {a: np.trapezoid(curve[a][list(BUDGETS)].to_numpy(), x, axis=1) / np.ptp(x)
            for a in ("finetune", "scratch")}  # fmt: skip
     top = rows[(rows["budget"] == "AULC") & (rows["comparison"] == "finetune - scratch")].iloc[0]
+    assert top["budgets"] == ",".join(BUDGETS)  # the grid findings.csv says the AULC is on
     assert top["estimate"] == pytest.approx((auc["finetune"] - auc["scratch"]).mean())
     assert top["p_raw"] == pytest.approx(stats.ttest_rel(auc["finetune"], auc["scratch"]).pvalue)
     summary = pd.read_csv(report / "summary.csv", dtype={"per_class": str})
