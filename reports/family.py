@@ -77,19 +77,31 @@ class Comparison:
         return f"{self.a} - {self.b}"
 
 
+def _partner(arms: pd.DataFrame, arm: str, regime: str) -> str | None:
+    """The arm of ``regime`` that ``arm`` is compared with, or None.
+
+    The only one in the group, else the one with the same variant: a variant of a stage key
+    (e.g. train.steps) is compared only at the same setting.
+    """
+    cand = arms[arms["regime"] == regime]
+    if len(cand) > 1:
+        cand = cand[cand["variant"] == arms.loc[arm, "variant"]]
+    return str(cand.index[0]) if len(cand) == 1 else None
+
+
 def comparisons(runs: pd.DataFrame, spec: dict[str, list]) -> list[Comparison]:
     """Every declared comparison whose two regimes are present in a group, in declared order."""
     wanted = [(p, r) for p in spec["pretrained"] for r in spec["references"]]
     wanted += [tuple(p) for p in spec["pairs"]]
     out: list[Comparison] = []
     for group, rows in runs.groupby("group", sort=True):
-        arms = rows.groupby("arm")["regime"].first()
+        arms = rows.groupby("arm")[["regime", "variant"]].first()
         for ra, rb in wanted:
-            for a in arms[arms == ra].index:
-                for b in arms[arms == rb].index:
-                    comp = Comparison(a, b, group)
-                    if a != b and comp not in out:
-                        out.append(comp)
+            for a in arms[arms["regime"] == ra].index:
+                b = _partner(arms, a, rb)
+                comp = Comparison(str(a), str(b), group)
+                if b is not None and a != b and comp not in out:
+                    out.append(comp)
     return out
 
 

@@ -169,3 +169,34 @@ def test_a_crossed_design_gets_its_variance_split_in_the_report(tmp_path):
     assert "subset share" in page and "3 subsets x 3 train seeds" in page
     share = 0.01 / (0.01 + 0.0001)  # variances of the two additive effects, no residual
     assert f"{share:.3f}" in page
+
+
+def test_the_family_is_declared_or_derived_and_compares_within_group_and_variant():
+    from reports.family import comparisons, declared
+
+    arms = [
+        ("scratch · s=1", "scratch", "s=1", ""),
+        ("scratch · s=2", "scratch", "s=2", ""),
+        ("finetune · s=1", "finetune", "s=1", ""),
+        ("finetune · s=2", "finetune", "s=2", ""),
+        ("pixels", "pixels", "", ""),
+        ("finetune · m=b", "finetune", "", "m=b"),  # no reference in its group
+    ]
+    runs = pd.DataFrame(arms, columns=["arm", "regime", "variant", "group"])
+    spec = declared([{"config": {}}], set(runs["regime"]))
+    assert spec == {"references": ["pixels", "scratch"], "pretrained": ["finetune"], "pairs": []}
+    found = {(c.a, c.b) for c in comparisons(runs, spec)}
+    assert found == {
+        ("finetune · s=1", "pixels"),
+        ("finetune · s=1", "scratch · s=1"),
+        ("finetune · s=2", "pixels"),
+        ("finetune · s=2", "scratch · s=2"),
+    }
+    one = {"references": ["scratch"], "pretrained": ["finetune"], "pairs": [["lp_ft", "finetune"]]}
+    two = {"references": ["pixels"], "pretrained": [], "pairs": [["lp_ft", "finetune"]]}
+    union = declared([{"config": {"comparisons": c}} for c in (one, two)], set())
+    assert union == {
+        "references": ["scratch", "pixels"],
+        "pretrained": ["finetune"],
+        "pairs": [["lp_ft", "finetune"]],
+    }
