@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc
+from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc, wide
 from reports.inference import from_on, holm, paired_test
 
 ALPHA = 0.05
@@ -48,11 +48,11 @@ def _row(comp: Comparison, budget: str, a: np.ndarray, b: np.ndarray, metric: st
     }  # fmt: skip
 
 
-def _aulc_row(ok: pd.DataFrame, comp: Comparison, metric: str) -> dict:
+def _aulc_row(ok: pd.DataFrame, comp: Comparison, per_unit: pd.DataFrame, metric: str) -> dict:
     """The primary endpoint of one comparison; ``budgets`` names the grid the AULC is on."""
-    per_unit = unit_aulc(ok, comp.group, metric)
-    wide = per_unit.pivot_table(index=UNIT, columns="arm", values="aulc").dropna()
-    a, b = (wide[k].to_numpy(float) if k in wide else np.array([]) for k in (comp.a, comp.b))
+    both = per_unit.pivot_table(index=UNIT, columns="arm", values="aulc")
+    both = both[[k for k in (comp.a, comp.b) if k in both]].dropna()
+    a, b = (both[k].to_numpy(float) if k in both else np.array([]) for k in (comp.a, comp.b))
     if not (len(a) and len(b)):
         a = b = np.array([])
     row = _row(comp, "AULC", a, b, metric)
@@ -74,9 +74,11 @@ def _family(rows: list[dict], name: str) -> list[dict]:
 
 def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str]) -> pd.DataFrame:
     """Every claim of the three families, as findings.csv rows (``ok`` runs with keys)."""
-    primary = [_aulc_row(ok, c, "test/acc") for c in comps]
+    per_unit = {g: unit_aulc(ok, g, "test/acc") for g in {c.group for c in comps}}
+    primary = [_aulc_row(ok, c, per_unit[c.group], "test/acc") for c in comps]
+    table = wide(ok, "test/acc")
     secondary = [
-        _row(c, b, *paired(ok, c, b, "test/acc"), "test/acc")
+        _row(c, b, *paired(table, c, b), "test/acc")
         for c in comps
         for b in budgets(ok[(ok["group"] == c.group) & ok["arm"].isin([c.a, c.b])])
     ]
@@ -85,8 +87,8 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
         has = ok[ok["regime"].isin(pretrained) & ok["source/forgetting"].notna()]
         for group, arm in has[["group", "arm"]].drop_duplicates().itertuples(index=False):
             rows = has[has["group"] == group]
-            wide = unit_aulc(rows, group, "source/forgetting")
-            f = wide.loc[wide["arm"] == arm, "aulc"].to_numpy(float)
+            per_arm = unit_aulc(rows, group, "source/forgetting")
+            f = per_arm.loc[per_arm["arm"] == arm, "aulc"].to_numpy(float)
             comp = Comparison(arm, "0", group)
             row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting")
             row["comparison"] = f"{arm}: source forgetting"

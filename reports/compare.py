@@ -12,7 +12,7 @@ import pandas as pd
 from scipy import stats
 
 from reports.aggregate import RESAMPLES
-from reports.family import Comparison, paired, with_keys
+from reports.family import Comparison, paired, wide, with_keys
 from reports.inference import paired_test
 
 BASELINE = "scratch"
@@ -68,6 +68,7 @@ def paired_differences(
     """
     ok = with_keys(runs[runs["status"] == "ok"])
     rows = []
+    table = wide(ok, metric)
     for group, in_group in ok.groupby("group"):
         base = in_group.loc[in_group["regime"] == BASELINE, "arm"].unique()
         if len(base) != 1:
@@ -78,9 +79,7 @@ def paired_differences(
             ]
             if arm == base[0] or theirs.empty:
                 continue
-            test = paired_test(
-                *paired(in_group, Comparison(arm, base[0], group), per_class, metric)
-            )
+            test = paired_test(*paired(table, Comparison(arm, base[0], group), per_class))
             rows.append(
                 {
                     "arm": arm,

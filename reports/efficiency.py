@@ -124,7 +124,8 @@ def _group_rows(ok: pd.DataFrame, group: str) -> list[dict]:
             row["scratch_flat"] = flat
             if not flat:
                 row |= _transfer(n, budgets, scratch.mean().to_numpy(), mine.mean().to_numpy())
-                row |= _intervals(n, budgets, scratch, mine)
+                if arm != base[0]:  # scratch against itself: D_T = 0, M = 1 by construction
+                    row |= _intervals(n, budgets, scratch, mine)
         out.append(row)
     return out
 

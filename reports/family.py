@@ -111,19 +111,21 @@ def budgets(runs: pd.DataFrame) -> list[str]:
     return list(values.iloc[np.argsort(budget_order(values).to_numpy(), kind="stable")])
 
 
-def paired(
-    ok: pd.DataFrame, comp: Comparison, per_class: str, metric: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """The two arms' values at one budget on the units both have, aligned."""
-    cell = ok[
-        (ok["group"] == comp.group)
-        & (ok["per_class"] == per_class)
-        & ok["arm"].isin([comp.a, comp.b])
-    ]
-    wide = cell.pivot_table(index=UNIT, columns="arm", values=metric).dropna()
-    if comp.a not in wide or comp.b not in wide:
+def wide(ok: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """One row per (group, budget, unit), one column per arm: what ``paired`` reads.
+
+    Built once: pivoting per comparison was most of a large report's time.
+    """
+    return ok.pivot_table(index=["group", "per_class", *UNIT], columns="arm", values=metric)
+
+
+def paired(table: pd.DataFrame, comp: Comparison, per_class: str) -> tuple[np.ndarray, np.ndarray]:
+    """The two arms' values at one budget on the units both have, aligned (``table``: wide)."""
+    key = (comp.group, per_class)
+    if comp.a not in table or comp.b not in table or key not in table.index.droplevel(UNIT):
         return np.array([]), np.array([])
-    return wide[comp.a].to_numpy(float), wide[comp.b].to_numpy(float)
+    both = table.loc[key, [comp.a, comp.b]].dropna()
+    return both[comp.a].to_numpy(float), both[comp.b].to_numpy(float)
 
 
 def grid(ok: pd.DataFrame) -> pd.Series:
