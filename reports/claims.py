@@ -154,7 +154,9 @@ def budget_sentence(rows: pd.DataFrame) -> str:
             continue
         start = from_on(holds)
         hit = rows[rows["verdict"] == verdict]
-        cells = ", ".join(f"{_budget(r.budget)} {_ci(r)}" for r in hit.itertuples())
+        cells = ", ".join(
+            f"{_budget(r.budget)} {_ci(r)} (Holm p = {r.p_adjusted:.3g})" for r in hit.itertuples()
+        )
         if start is not None and start < len(rows) - 1 and holds.count(True) == len(rows) - start:
             lead = f"{first.a} is {verdict} from {_budget(rows['budget'].iloc[start])} on"
         else:
@@ -167,7 +169,8 @@ def budget_sentence(rows: pd.DataFrame) -> str:
     open_ = rows[(rows["verdict"] == "not resolved") & rows["ci_low"].notna()]
     if len(open_):
         cells = ", ".join(
-            f"{_budget(r.budget)} (the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}])"
+            f"{_budget(r.budget)} (the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}], "
+            f"Holm p = {r.p_adjusted:.3g})"
             for r in open_.itertuples()
         )
         n = "/".join(str(v) for v in sorted(set(open_["n_seeds"])))

@@ -85,7 +85,7 @@ def _rows(verdicts, lows):
             "comparison": "finetune - scratch", "budget": budgets, "a": "finetune",
             "estimate": [lo + 0.01 for lo in lows], "ci_low": lows,
             "ci_high": [lo + 0.02 for lo in lows], "verdict": verdicts, "n_seeds": 10,
-            "group": "", "family": "secondary (Holm over 4 tests)",
+            "group": "", "family": "secondary (Holm over 4 tests)", "p_adjusted": 0.01,
         }
     )  # fmt: skip
 
@@ -97,7 +97,7 @@ def test_from_x_on_only_when_every_larger_budget_holds():
     up = "higher"
     s = budget_sentence(_rows(["not resolved", up, up, up], [-0.01, 0.01, 0.02, 0.03]))
     assert "finetune is higher from 2 per class on" in s
-    assert "not resolved with 10 seeds at 1 per class (the interval is [-0.010, +0.010])" in s
+    assert "not resolved with 10 seeds at 1 per class (the interval is [-0.010, +0.010]," in s
     s = budget_sentence(_rows([up, up, "not resolved", up], [0.01, 0.01, -0.01, 0.02]))
     assert "from" not in s and "finetune is higher at: 1 per class" in s
     s = budget_sentence(_rows(["not resolved", up], [-0.01, 0.01]))
