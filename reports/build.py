@@ -33,7 +33,7 @@ from reports.streams import (
     transfer_metrics,
     variant_summary,
 )
-from reports.variance import NOT_CROSSED, variance_table
+from reports.variance import variance_table
 
 MATRIX_COLUMNS = [
     "variant",
@@ -208,7 +208,6 @@ def _write(out: Path, dirs: list[Path], collected: tuple, reps: int) -> None:
         "variance_table": spread.to_html(
             index=False, escape=True, na_rep="-", float_format="{:.3f}".format
         ),
-        "not_crossed": NOT_CROSSED,
         "methods": {
             "claim": CLAIM_METHOD,
             "holm": HOLM_METHOD,

@@ -45,7 +45,8 @@ HOLM_METHOD = (
     "Holm step-down correction (Holm 1979) of the paired-t p-values over the family a claim "
     "belongs to; a difference is claimed only when its Holm-adjusted p < 0.05 AND its t interval "
     "excludes 0 (the intervals are marginal 95% intervals, not adjusted for the family, so an "
-    "interval can exclude 0 while its adjusted p does not reach 0.05: then it is not resolved)"
+    "interval can exclude 0 while its adjusted p does not reach 0.05: then it is not resolved); "
+    "Wilcoxon p-values are shown unadjusted"
 )
 VARIANCE_METHOD = (
     "two-way crossed random-effects ANOVA (subset_seed x train_seed, balanced, method of moments): "

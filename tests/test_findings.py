@@ -105,6 +105,8 @@ def test_findings_csv_is_what_the_html_says(report):
     assert pair["verdict"] == "not resolved"
     assert f"not resolved with 6 seeds; the interval is [{pair.ci_low:+.3f}, " in text
     assert "finetune is higher from 1 per class on" in text
+    page = (report / "index.html").read_text()
+    assert "the variance cannot be decomposed" in page  # one seed set subset and training
 
 
 def _holm(p):
@@ -200,3 +202,21 @@ def test_the_family_is_declared_or_derived_and_compares_within_group_and_variant
         "pretrained": ["finetune"],
         "pairs": [["lp_ft", "finetune"]],
     }
+
+
+def test_replay_sentences_are_paired_t_with_holm_over_the_replay_family():
+    from reports.findings import replay_effect
+
+    base, cut = [0.30, 0.32, 0.29, 0.31], [0.10, 0.13, 0.09, 0.12]
+    per_run = pd.DataFrame(
+        {
+            "variant": ["r0"] * 4 + ["r25"] * 4,
+            "seed": list(range(4)) * 2,
+            "forgetting_max": base + cut,
+        }
+    )
+    knobs = pd.DataFrame({"replay": [0.0, 0.25], "schedule": "rewarm"}, index=["r0", "r25"])
+    (line,) = replay_effect(per_run, knobs)
+    p = stats.ttest_rel(cut, base).pvalue  # one test in the family: Holm leaves it as it is
+    assert line.startswith("Replay of 25% (schedule rewarm) cuts forgetting from 0.305 to 0.110")
+    assert f"Holm p = {p:.3g} over 1" in line
