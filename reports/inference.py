@@ -39,7 +39,7 @@ PAIRED_METHOD = (
     "distribution up to 50 pairs without ties or zeros, an exact permutation distribution up to "
     "13 pairs with them, the normal approximation beyond; zeros dropped; with n <= 5 pairs its "
     "two-sided p cannot go below 2 / 2^n, 0.0625 at 5); differences rounded to 1e-12 so equal "
-    "accuracies tie"
+    "accuracies tie; when every difference is 0 both p-values are 1 (scipy's t gives NaN there)"
 )
 HOLM_METHOD = (
     "Holm step-down correction (Holm 1979) of the paired-t p-values over the family a claim "
