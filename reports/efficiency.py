@@ -138,7 +138,7 @@ def data_efficiency(runs: pd.DataFrame, reps: int = 0) -> pd.DataFrame:
 
 def _bounded(value: str, row: pd.Series, name: str) -> str:
     lo, hi = row.get(f"{name}_ci_low"), row.get(f"{name}_ci_high")
-    if lo is None or pd.isna(lo):
+    if lo is None or pd.isna(lo) or (np.isinf(lo) and lo == hi):  # every resample censored
         return value
     return f"{value} [{lo:.1f}, {hi:.1f}]".replace("inf", "∞")
 
