@@ -156,3 +156,10 @@ def test_the_t_interval_covers_95_percent_with_three_seeds():
     covered = [(r.low <= 0.8 <= r.high) for r in map(t_interval, draws)]
     assert np.mean(covered) == pytest.approx(0.95, abs=0.015)
     assert np.mean((draws.min(1) <= 0.8) & (draws.max(1) >= 0.8)) == pytest.approx(0.75, abs=0.02)
+
+
+def test_holm_matches_statsmodels_when_installed():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p = np.random.default_rng(2).uniform(0, 0.2, 12)
+    ref = multitest.multipletests(p, method="holm")[1]
+    assert holm(p) == pytest.approx(ref)
