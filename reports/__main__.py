@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         "--resamples",
         type=positive_int,
         default=RESAMPLES,
-        help=f"bootstrap resamples beyond {EXACT_UP_TO} seeds (default {RESAMPLES:,}; fewer "
-        "seeds are enumerated exactly)",
+        help=f"unused since the intervals became Student-t (default {RESAMPLES:,}; kept so "
+        f"old command lines work; the exact bootstrap of up to {EXACT_UP_TO} seeds remains in "
+        "reports.aggregate)",
     )
     parser.add_argument(
         "--confusion-budget",

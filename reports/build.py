@@ -17,12 +17,15 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from reports import pdf, perclass, plots, render, setup, tables
+from reports import claims, pdf, perclass, plots, render, setup, tables
 from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
+from reports.family import seed_columns, with_keys
 from reports.findings import findings
+from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
+from reports.inference import PAIRED_METHOD as CLAIM_METHOD
 from reports.streams import (
     accuracy_matrix,
     per_run_metrics,
@@ -30,6 +33,7 @@ from reports.streams import (
     transfer_metrics,
     variant_summary,
 )
+from reports.variance import variance_table
 
 MATRIX_COLUMNS = [
     "variant",
@@ -50,6 +54,10 @@ OPTIONAL_FIGURES = (
     "forgetting_tradeoff",
 )
 METHODS = {
+    "claim": CLAIM_METHOD,
+    "holm": HOLM_METHOD,
+    "boot": BOOT_METHOD,
+    "variance": VARIANCE_METHOD,
     "paired": PAIRED_METHOD,
     "poi": POI_METHOD,
     "iqm": IQM_METHOD,
@@ -136,11 +144,16 @@ def _write(
     out: Path, dirs: list[Path], collected: tuple, reps: int, budgets: list[str] | None
 ) -> None:
     runs, records, unreadable = collected
-    runs = with_costs(runs)
+    # runs.csv: every column findings.csv and summary.csv are made from
+    runs = with_keys(seed_columns(with_costs(runs), records))
     numbers = _numbers(runs, reps)
     summary, eff, streams = numbers["summary"], numbers["eff"], numbers["streams"]
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
+    rows, sentences = findings(
+        runs, records, streams.get("per_run", pd.DataFrame()), streams.get("knobs")
+    )
+    rows.to_csv(out / "findings.csv", index=False)
     eff.to_csv(out / "data_efficiency.csv", index=False)
     streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
     numbers["transfer"][TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
@@ -155,10 +168,14 @@ def _write(
     for p in per_class:
         p["image"] = images.get(f"confusion_{p['budget']}", "")
         p["html"] = p["table"].to_html(escape=True)
-    sentences = findings(runs, eff, streams.get("per_run", pd.DataFrame()), streams.get("knobs"))
     context = _context(runs, records, unreadable, dirs, numbers) | {
         "images": images,
         "findings": sentences,
+        "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",
+        "claims_table": claims.claims_table(rows),
+        "variance_table": variance_table(runs).to_html(
+            index=False, escape=True, na_rep="-", float_format="{:.3f}".format
+        ),
         "per_class": per_class,
     }
     _save_samples(out, context["setups"])
@@ -255,9 +272,9 @@ def build_report(
 ) -> Path:
     """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``.
 
-    ``resamples``: random bootstrap resamples for cells with more seeds than are enumerated
-    exactly (see ``reports.aggregate.bootstrap_ci``). ``confusion_budgets``: the budgets of the
-    per-class results (default: the smallest and the largest).
+    ``resamples``: kept for callers; intervals are Student-t (``reports.inference``) and the
+    bootstraps use their own fixed, seeded resample counts. ``confusion_budgets``: the budgets of
+    the per-class results (default: the smallest and the largest).
     """
     out, dirs = Path(out), [Path(d) for d in dirs]
     collected = collect(dirs)  # bad input fails here, before any folder is created

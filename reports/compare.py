@@ -1,7 +1,7 @@
 """Comparing regimes across seeds: paired differences, probability of improvement, IQM.
 
 Definitions from ``METRICS.md`` §5 (rliable, Agarwal et al. 2021). The same seed means the same
-labelled subset, test set and head seed, so differences against ``scratch`` are paired by seed.
+labelled subset, test set and head seed, so differences against ``scratch`` are paired by unit.
 Hand-written in numpy/scipy (each is a few lines) rather than pulling in rliable and ``arch``.
 """
 
@@ -11,13 +11,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.aggregate import RESAMPLES, mean_ci
-from reports.arms import ensure_arms, reference_arm
+from reports.aggregate import RESAMPLES
+from reports.family import Comparison, paired, wide, with_keys
+from reports.inference import paired_test
 
 BASELINE = "scratch"
 PAIRED_METHOD = (
-    "paired by seed (same labelled subset): mean of per-seed differences against scratch, "
-    "95% percentile bootstrap over seeds"
+    "paired by unit (subset_seed, train_seed; same labelled subset and training seed): mean of "
+    "the per-unit differences against scratch, Student-t 95% interval clipped to [-1, 1]"
 )
 POI_METHOD = "P(regime > scratch) per budget: Mann-Whitney U / (n_x n_y), ties count 1/2"
 IQM_METHOD = (
@@ -60,43 +61,36 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 def paired_differences(
     runs: pd.DataFrame, metric: str = "test/acc", reps: int = RESAMPLES
 ) -> pd.DataFrame:
-    """Per arm x budget: the mean per-seed difference to scratch, its interval, P(improve).
+    """Per arm x budget: the mean per-unit difference to the group's scratch arm, t interval.
 
-    Each arm is compared with the scratch arm of its own group (``reports.arms.reference_arm``).
+    Paired by unit (subset_seed, train_seed) within one group; a group with no single scratch arm
+    gets no row. ``reps`` is unused (kept for callers).
     """
-    ok = ensure_arms(runs[runs["status"] == "ok"])
-    if BASELINE not in set(ok["regime"]):
-        return pd.DataFrame()
+    ok = with_keys(runs[runs["status"] == "ok"])
     rows = []
-    for (arm, per_class), cell in ok.groupby(["arm", "per_class"]):
-        base_arm = reference_arm(ok, arm, BASELINE)
-        base = ok[(ok["arm"] == base_arm) & (ok["per_class"] == per_class)]
-        theirs = base[metric]
-        if base_arm is None or arm == base_arm or theirs.empty:
+    table = wide(ok, metric)
+    for group, in_group in ok.groupby("group"):
+        base = in_group.loc[in_group["regime"] == BASELINE, "arm"].unique()
+        if len(base) != 1:
             continue
-        diffs = paired(ok, arm, base_arm, per_class, metric)
-        mean, lo, hi = mean_ci(diffs, reps)
-        rows.append(
-            {
-                "arm": arm,
-                "per_class": per_class,
-                "n_pairs": len(diffs),
-                "diff_vs_scratch_mean": mean,
-                "diff_vs_scratch_ci_low": lo,
-                "diff_vs_scratch_ci_high": hi,
-                "p_improvement_vs_scratch": probability_of_improvement(
-                    cell[metric].to_numpy(), theirs.to_numpy()
-                ),
-            }
-        )
+        for (arm, per_class), cell in in_group.groupby(["arm", "per_class"]):
+            theirs = in_group.loc[
+                (in_group["arm"] == base[0]) & (in_group["per_class"] == per_class), metric
+            ]
+            if arm == base[0] or theirs.empty:
+                continue
+            test = paired_test(*paired(table, Comparison(arm, base[0], group), per_class))
+            rows.append(
+                {
+                    "arm": arm,
+                    "per_class": per_class,
+                    "n_pairs": test.n,
+                    "diff_vs_scratch_mean": test.estimate,
+                    "diff_vs_scratch_ci_low": test.low,
+                    "diff_vs_scratch_ci_high": test.high,
+                    "p_improvement_vs_scratch": probability_of_improvement(
+                        cell[metric].to_numpy(), theirs.to_numpy()
+                    ),
+                }
+            )
     return pd.DataFrame(rows)
-
-
-def paired(runs: pd.DataFrame, a: str, b: str, per_class: str, metric: str) -> np.ndarray:
-    """Per-seed differences of arms a - b at one budget, over the seeds both have."""
-    runs = ensure_arms(runs)
-    cell = runs[(runs["per_class"] == per_class) & runs["arm"].isin([a, b])]
-    wide = cell.pivot_table(index="seed", columns="arm", values=metric)
-    if a not in wide or b not in wide:
-        return np.array([])
-    return (wide[a] - wide[b]).dropna().to_numpy(float)

@@ -75,7 +75,7 @@ def data_efficiency(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
         _line(ax, cell, "test/acc", label, COLORS.get(regime, "black"), **style)
     _budget_ticks(ax, summary)
     ax.set_ylabel("target test accuracy")
-    ax.set_title("Data efficiency (mean over seeds, 95% bootstrap CI)")
+    ax.set_title("Data efficiency (mean over seeds, 95% Student-t CI)")
     ax.grid(alpha=0.3)
     if summary["arm"].nunique() > 5:  # many arms: the legend beside the plot, not over it
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
@@ -194,7 +194,7 @@ def forgetting_vs_replay(per_variant: pd.DataFrame) -> Figure:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xlabel("replay fraction of each continued-pretraining batch")
     ax.set_ylabel("forgetting (max - final, Chaudhry)")
-    ax.set_title("Forgetting against replay (mean over seeds, 95% bootstrap CI)")
+    ax.set_title("Forgetting against replay (mean over seeds, 95% Student-t CI)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

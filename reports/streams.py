@@ -2,7 +2,7 @@
 
 Runs that differ only in their seed form one *variant* (e.g. ``replay=0.05, schedule=rewarm``);
 each seed's matrix gives one value of every metric in :mod:`reports.transfer`, and the tables
-report the mean over seeds with a 95% percentile bootstrap interval.
+report the mean over seeds with a 95% Student-t interval (``aggregate.mean_ci``).
 """
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from reports.compare import iqm, iqm_ci, paired_differences, probability_of_improvement
 from reports.curves import aulc, data_multiplier, effective_data, required_n
@@ -82,8 +83,9 @@ def test_paired_differences_pair_by_seed_and_skip_failed_runs():
     out = paired_differences(pd.DataFrame(rows)).iloc[0]
     assert out["n_pairs"] == 3
     assert out["diff_vs_scratch_mean"] == pytest.approx((0.1 + 0.05 + 0.1) / 3)
-    assert out["diff_vs_scratch_ci_low"] == pytest.approx(0.05)
-    assert out["diff_vs_scratch_ci_high"] == pytest.approx(0.1)
+    ref = stats.ttest_rel([0.6, 0.75, 0.7], [0.5, 0.7, 0.6]).confidence_interval()  # Student t
+    assert out["diff_vs_scratch_ci_low"] == pytest.approx(ref.low)
+    assert out["diff_vs_scratch_ci_high"] == pytest.approx(ref.high)
     assert out["p_improvement_vs_scratch"] == pytest.approx(7 / 9)
 
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from helpers import synthetic_record as _record
+from scipy import stats
 
 from benchmarks.records import SCHEMA_VERSION, write_record
 from reports.__main__ import main as report_main
@@ -45,7 +46,11 @@ def test_summary_means_seeds_and_failures(sweep):
     assert s.loc[("finetune", "5"), "test/acc_ci_low"] == pytest.approx(0.9)
     assert s.loc[("finetune", "1"), "source/forgetting_mean"] == pytest.approx(0.1)
     lo, hi = s.loc[("scratch", "1"), ["test/acc_ci_low", "test/acc_ci_high"]]
-    assert 0.5 <= lo < 0.6 < hi <= 0.7
+    ref = stats.ttest_1samp([0.5, 0.6, 0.7], 0).confidence_interval()  # Student t, not [min, max]
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+    assert s.loc[("scratch", "1"), "test/acc_std"] == pytest.approx(0.1)
+    assert s.loc[("scratch", "1"), "test/acc_n"] == 3
+    assert "test/acc_boot_low" not in s  # no cell has the 10 seeds a BCa interval needs
 
 
 def test_bootstrap_ci_known_values():
