@@ -52,12 +52,16 @@ def test_two_targets_are_two_groups_never_one_cell(tmp_path):
     page = build_report([a, b], tmp_path / "r").read_text()
     assert "scratch · data=mnist" in page and "scratch · data=digits_5to9" in page
     assert "Group: data=mnist" in page  # one setup header per group
-    # findings compare within a group and say which one
-    assert "[data=mnist] At 1 example per class, finetune beats scratch by 0.050" in page
-    assert "[data=digits_5to9] At 1 example per class, finetune beats scratch by 0.100" in page
-    assert "[data=mnist] Area under the data-efficiency curve" in page  # its own arms only
-    ranking = next(line for line in page.splitlines() if "[data=mnist] Area under" in line)
-    assert "digits_5to9" not in ranking
+    # findings compare within a group: one row per group and comparison, never across groups
+    rows = pd.read_csv(tmp_path / "r" / "findings.csv", keep_default_na=False)
+    aulc = rows[rows["budget"] == "AULC"].set_index("group")
+    assert set(aulc.index) == {"data=mnist", "data=digits_5to9"}
+    assert aulc.loc["data=mnist", "estimate"] == pytest.approx(0.05)
+    assert aulc.loc["data=digits_5to9", "estimate"] == pytest.approx(0.1)
+    assert (aulc.loc["data=mnist", "a"], aulc.loc["data=mnist", "b"]) == (
+        "finetune · data=mnist",
+        "scratch · data=mnist",
+    )
 
 
 def test_two_models_are_two_groups(tmp_path):

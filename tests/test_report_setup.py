@@ -140,8 +140,8 @@ def test_pdf_is_the_report_with_findings_and_tables(tmp_path, monkeypatch, rende
     pdf = index.parent / "report.pdf"
     assert pdf.read_bytes().startswith(b"%PDF") and _pages(pdf) > 1
     text = " ".join(_pdf_text(pdf).split())
-    assert "finetune beats scratch by 0.100" in text  # the findings
-    assert "0.620" in text and "[0.600, 0.640] n=3" in text  # a table value (finetune, 1)
+    assert "finetune - scratch, AULC" in text and "+0.100" in text  # the findings
+    assert "0.620" in text and "[0.570, 0.670] n=3" in text  # finetune, 1: 0.62 ± t(2) 0.02/√3
     assert "The source contains target images" in text
     page = index.read_text()
     assert "report.pdf: " + ("matplotlib" if renderer == "matplotlib" else "") in page
