@@ -42,8 +42,6 @@ from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe
 from lightning_modules.streaming import Images, concat, take
 
-CACHE_VERSION = keys.CACHE_VERSION  # bump it there: keys are built in benchmarks/keys.py
-
 
 @dataclass
 class RunContext:
