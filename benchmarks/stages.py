@@ -50,8 +50,6 @@ from lightning_modules.probe import (
 )
 from lightning_modules.streaming import Images, concat, take
 
-CACHE_VERSION = keys.CACHE_VERSION  # bump it there: keys are built in benchmarks/keys.py
-
 
 @dataclass
 class RunContext:
