@@ -9,8 +9,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmarks.cli_types import positive_int
-from reports.aggregate import EXACT_UP_TO, RESAMPLES
 from reports.build import build_report, unreadable_records
 from reports.collect import DuplicateRunsError, NoRecordsError
 
@@ -21,14 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dirs", nargs="+", type=Path, help="sweep or run folders")
     parser.add_argument("--out", type=Path, help="report folder (default: FIRST_DIR/report)")
     parser.add_argument(
-        "--resamples",
-        type=positive_int,
-        default=RESAMPLES,
-        help=f"unused since the intervals became Student-t (default {RESAMPLES:,}; kept so "
-        f"old command lines work; the exact bootstrap of up to {EXACT_UP_TO} seeds remains in "
-        "reports.aggregate)",
-    )
-    parser.add_argument(
         "--confusion-budget",
         action="append",
         metavar="PER_CLASS",
@@ -38,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or args.sweep_dirs[0] / "report"
     try:
-        index = build_report(args.sweep_dirs, out, args.resamples, args.confusion_budget)
+        index = build_report(args.sweep_dirs, out, args.confusion_budget)
     except (NoRecordsError, DuplicateRunsError) as err:
         print(f"regimebench-report: error: {err}", file=sys.stderr)
         return 2

@@ -1,15 +1,10 @@
 """Aggregation over seeds: per cell (arm x budget) mean, std, Student-t interval, BCa beside.
 
 The intervals are those of ``reports.inference`` (why t and not the percentile bootstrap: with 3
-seeds the latter is exactly [min, max], about 75% coverage). The exact percentile bootstrap below
-is kept for the callers that resample curves (it is no longer a cell's interval).
+seeds the latter is exactly [min, max], about 75% coverage).
 """
 
 from __future__ import annotations
-
-import functools
-import itertools
-import math
 
 import numpy as np
 import pandas as pd
@@ -29,8 +24,6 @@ METRICS = (
     "source/head_acc_after",
     "source/head_forgetting",
 )
-EXACT_UP_TO = 10  # seeds; beyond this the resamples are drawn at random
-RESAMPLES = 100_000
 CI_METHOD = T_METHOD
 
 
@@ -39,53 +32,8 @@ def bounds(metric: str) -> tuple[float, float]:
     return DIFF_BOUNDS if "forgetting" in metric else ACC_BOUNDS
 
 
-@functools.lru_cache(maxsize=EXACT_UP_TO)
-def _resample_counts(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every distinct resample of n values (as counts per value) and its probability."""
-    combos = np.array(list(itertools.combinations_with_replacement(range(n), n)))
-    counts = np.apply_along_axis(np.bincount, 1, combos, minlength=n)
-    log_prob = (
-        math.lgamma(n + 1) - np.vectorize(math.lgamma)(counts + 1).sum(axis=1) - n * math.log(n)
-    )
-    return counts, np.exp(log_prob)
-
-
-def bootstrap_ci(
-    values: np.ndarray, reps: int = RESAMPLES, level: float = 0.95, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean; NaN when there are fewer than two values.
-
-    Up to :data:`EXACT_UP_TO` values the bootstrap distribution is enumerated exactly (at most
-    92,378 distinct resamples), so the interval has no Monte-Carlo error at all: with 3 to 10
-    seeds, 10,000 random resamples moved the bounds by up to 0.003 between resampling seeds.
-    Beyond that, ``reps`` seeded random resamples. The percentile is the inverted CDF: the
-    smallest resample mean whose cumulative probability reaches it.
-
-    >>> bootstrap_ci(np.array([0.5, 0.5, 0.5]))
-    (0.5, 0.5)
-    """
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    n = len(values)
-    if n < 2:
-        return float("nan"), float("nan")
-    alpha = (1 - level) / 2
-    if n <= EXACT_UP_TO:
-        counts, prob = _resample_counts(n)
-        means = counts @ values / n
-        order = np.argsort(means, kind="stable")
-        cdf = np.cumsum(prob[order])
-        lo = means[order][np.searchsorted(cdf, alpha - 1e-12)]
-        hi = means[order][min(np.searchsorted(cdf, 1 - alpha - 1e-12), len(cdf) - 1)]
-        return float(lo), float(hi)
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, n, size=(reps, n))].mean(axis=1)
-    lo, hi = np.quantile(means, [alpha, 1 - alpha], method="inverted_cdf")
-    return float(lo), float(hi)
-
-
-def mean_ci(values: np.ndarray, reps: int = RESAMPLES) -> tuple[float, float, float]:
-    """(mean, ci_low, ci_high): the Student-t interval clipped to [-1, 1] (``reps`` is unused).
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    """(mean, ci_low, ci_high): the Student-t interval clipped to [-1, 1].
 
     Used by the stream metrics (accuracies, BWT, FWT, forgetting: all within [-1, 1]).
     """
@@ -129,7 +77,7 @@ def _metric_cells(ok: pd.DataFrame, metric: str) -> dict:
     return out
 
 
-def summarize(runs: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per arm x budget over ``ok`` runs: units, failures, mean/std/t interval per metric.
 
     ``n_seeds`` counts the distinct pairing units (subset_seed, train_seed) of the cell; each

@@ -148,28 +148,6 @@ def arm_labels(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["group", "variant", "arm"])
 
 
-def ensure_arms(runs: pd.DataFrame) -> pd.DataFrame:
-    """``runs`` with ``arm``/``group``/``variant``; a frame without them gets arm = regime."""
-    if "arm" in runs:
-        return runs
-    return runs.assign(arm=runs["regime"], group="", variant="")
-
-
-def reference_arm(runs: pd.DataFrame, arm: str, regime: str) -> str | None:
-    """The arm of ``regime`` that ``arm`` is compared with, or None.
-
-    Same group always; among several arms of ``regime`` there, the one with the same variant.
-    """
-    runs = ensure_arms(runs)
-    mine = runs[runs["arm"] == arm].iloc[0]
-    arms = runs[(runs["regime"] == regime) & (runs["group"] == mine["group"])]
-    arms = arms.drop_duplicates("arm")
-    if len(arms) == 1:
-        return str(arms["arm"].iloc[0])
-    same = arms[arms["variant"] == mine["variant"]]
-    return str(same["arm"].iloc[0]) if len(same) == 1 else None
-
-
 def pairing_columns(runs: pd.DataFrame) -> list[str]:
     """The columns that identify a sample of a cell: (subset_seed, train_seed), else seed."""
     if {"subset_seed", "train_seed"} <= set(runs.columns):

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from reports import claims, pdf, perclass, plots, render, setup, tables
-from reports.aggregate import CI_METHOD, RESAMPLES, summarize, with_costs
+from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
@@ -80,7 +80,7 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     return out / "figures" / f"{name}.png"
 
 
-def _streams(runs: pd.DataFrame, reps: int) -> dict:
+def _streams(runs: pd.DataFrame) -> dict:
     """Accuracy matrix, transfer metrics and per-variant summary of the stream runs, if any."""
     found = stream_runs(runs)
     if found.empty:
@@ -88,10 +88,10 @@ def _streams(runs: pd.DataFrame, reps: int) -> dict:
     domains = found["stream_domains"].iloc[0].split(",")
     return {
         "runs": found,
-        "matrix": accuracy_matrix(found, domains, reps),
-        "transfer": transfer_metrics(found, reps),
+        "matrix": accuracy_matrix(found, domains),
+        "transfer": transfer_metrics(found),
         "per_run": per_run_metrics(found),
-        "per_variant": variant_summary(found, reps),
+        "per_variant": variant_summary(found),
         "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
     }
 
@@ -111,20 +111,20 @@ def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
     return figures
 
 
-def _numbers(runs: pd.DataFrame, reps: int) -> dict:
+def _numbers(runs: pd.DataFrame) -> dict:
     """Summary (with paired differences), efficiency, streams and transfer tables."""
-    summary = summarize(runs, reps)
-    paired = paired_differences(runs, reps=reps)
+    summary = summarize(runs)
+    paired = paired_differences(runs)
     if not paired.empty:
         summary = summary.merge(paired, on=["arm", "per_class"], how="left")
-    streams = _streams(runs, reps)
+    streams = _streams(runs)
     transfer = pd.concat(
         [
             streams.get("transfer", pd.DataFrame(columns=TRANSFER_COLUMNS)),
             tables.source_forgetting_rows(summary),
         ]
     )
-    return {"summary": summary, "eff": data_efficiency(runs, reps), "streams": streams} | {
+    return {"summary": summary, "eff": data_efficiency(runs), "streams": streams} | {
         "transfer": transfer
     }
 
@@ -140,13 +140,11 @@ def _per_class(runs: pd.DataFrame, records: list[dict], budgets: list[str] | Non
     return out
 
 
-def _write(
-    out: Path, dirs: list[Path], collected: tuple, reps: int, budgets: list[str] | None
-) -> None:
+def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | None) -> None:
     runs, records, unreadable = collected
     # runs.csv: every column findings.csv and summary.csv are made from
     runs = with_keys(seed_columns(with_costs(runs), records))
-    numbers = _numbers(runs, reps)
+    numbers = _numbers(runs)
     summary, eff, streams = numbers["summary"], numbers["eff"], numbers["streams"]
     runs.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
@@ -267,21 +265,19 @@ def unreadable_records(out: Path) -> list[tuple[str, str]]:
 def build_report(
     dirs: list[Path],
     out: Path,
-    resamples: int = RESAMPLES,
     confusion_budgets: list[str] | None = None,
 ) -> Path:
     """Build the report for ``dirs`` into ``out``; returns the path of ``index.html``.
 
-    ``resamples``: kept for callers; intervals are Student-t (``reports.inference``) and the
-    bootstraps use their own fixed, seeded resample counts. ``confusion_budgets``: the budgets of
-    the per-class results (default: the smallest and the largest).
+    ``confusion_budgets``: the budgets of the per-class results (default: the smallest and the
+    largest).
     """
     out, dirs = Path(out), [Path(d) for d in dirs]
     collected = collect(dirs)  # bad input fails here, before any folder is created
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        _write(tmp, dirs, collected, resamples, confusion_budgets)
+        _write(tmp, dirs, collected, confusion_budgets)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

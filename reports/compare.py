@@ -11,7 +11,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.aggregate import RESAMPLES
 from reports.family import Comparison, paired, wide, with_keys
 from reports.inference import paired_test
 
@@ -58,13 +57,11 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     return float(greater / (len(x) * len(y)))
 
 
-def paired_differences(
-    runs: pd.DataFrame, metric: str = "test/acc", reps: int = RESAMPLES
-) -> pd.DataFrame:
+def paired_differences(runs: pd.DataFrame, metric: str = "test/acc") -> pd.DataFrame:
     """Per arm x budget: the mean per-unit difference to the group's scratch arm, t interval.
 
     Paired by unit (subset_seed, train_seed) within one group; a group with no single scratch arm
-    gets no row. ``reps`` is unused (kept for callers).
+    gets no row.
     """
     ok = with_keys(runs[runs["status"] == "ok"])
     rows = []

@@ -130,7 +130,7 @@ def _group_rows(ok: pd.DataFrame, group: str) -> list[dict]:
     return out
 
 
-def data_efficiency(runs: pd.DataFrame, reps: int = 0) -> pd.DataFrame:
+def data_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per arm (per group); columns in the module docstring and the README."""
     ok = with_keys(runs[(runs["status"] == "ok") & runs[METRIC].notna()])
     return pd.DataFrame([r for g in sorted(ok["group"].unique()) for r in _group_rows(ok, g)])

@@ -20,7 +20,7 @@ from pathlib import Path
 
 log = logging.getLogger("regimebench")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = [
+HEADLESS = [  # every headless run (tests/test_browser.py uses them too)
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -28,8 +28,8 @@ FLAGS = [
     "--disable-component-update",
     "--disable-sync",
     "--no-first-run",
-    "--no-pdf-header-footer",
 ]
+FLAGS = [*HEADLESS, "--no-pdf-header-footer"]
 TIMEOUT_S = 120
 
 

@@ -12,7 +12,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from reports.aggregate import RESAMPLES, mean_ci
+from reports.aggregate import mean_ci
 from reports.collect import variants
 from reports.transfer import DEFINITIONS, stream_metrics
 
@@ -48,9 +48,7 @@ def per_run_metrics(streams: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def accuracy_matrix(
-    streams: pd.DataFrame, domains: list[str], reps: int = RESAMPLES
-) -> pd.DataFrame:
+def accuracy_matrix(streams: pd.DataFrame, domains: list[str]) -> pd.DataFrame:
     """Per variant, stage and domain: mean accuracy over seeds and its interval."""
     t = _size(streams)
     rows = []
@@ -58,7 +56,7 @@ def accuracy_matrix(
         for i in range(t):
             for j in range(t):
                 vals = group[f"R/{i}/{j}"].to_numpy(float)
-                mean, lo, hi = mean_ci(vals, reps)
+                mean, lo, hi = mean_ci(vals)
                 cell = {"stage": i, "stage_domain": domains[i], "domain": domains[j]}
                 rows.append(
                     {"variant": variant, **cell, "mean": mean, "ci_low": lo, "ci_high": hi}
@@ -67,14 +65,14 @@ def accuracy_matrix(
     return pd.DataFrame(rows)
 
 
-def transfer_metrics(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
+def transfer_metrics(streams: pd.DataFrame) -> pd.DataFrame:
     """Per variant and metric: definition, mean over seeds and its interval."""
     per_run = per_run_metrics(streams)
     rows = []
     for variant, group in per_run.groupby("variant"):
         for metric, definition in DEFINITIONS.items():
             vals = group[metric].to_numpy(float)
-            value, lo, hi = mean_ci(vals, reps)
+            value, lo, hi = mean_ci(vals)
             rows.append(
                 {"variant": variant, "metric": metric, "definition": definition}
                 | {"value": value, "ci_low": lo, "ci_high": hi, "n_seeds": len(vals)}
@@ -82,7 +80,7 @@ def transfer_metrics(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def variant_summary(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFrame:
+def variant_summary(streams: pd.DataFrame) -> pd.DataFrame:
     """Per variant: replay, schedule, Chaudhry forgetting and target gain with intervals."""
     per_run = per_run_metrics(streams)
     knobs = streams.groupby("variant")[["replay", "schedule"]].first()
@@ -90,7 +88,7 @@ def variant_summary(streams: pd.DataFrame, reps: int = RESAMPLES) -> pd.DataFram
     for variant, group in per_run.groupby("variant"):
         row = {"variant": variant, **knobs.loc[variant].to_dict(), "n_seeds": len(group)}
         for short, metric in (("fgt", "forgetting_max"), ("gain", "target_gain")):
-            stats = mean_ci(group[metric].to_numpy(float), reps)
+            stats = mean_ci(group[metric].to_numpy(float))
             row |= dict(
                 zip((f"{short}_mean", f"{short}_ci_low", f"{short}_ci_high"), stats, strict=True)
             )

@@ -10,7 +10,6 @@ package, which ``.ci/run`` installs; without it the test is skipped locally, and
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -18,17 +17,9 @@ from helpers import synthetic_record
 
 from benchmarks.records import write_record
 from reports.build import build_report
+from reports.pdf import HEADLESS, browser
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+CHROMIUM = browser()
 HARNESS = """<!DOCTYPE html><html><body><iframe id="f" src="index.html"></iframe><script>
 document.getElementById("f").onload = () => {
   const d = document.getElementById("f").contentDocument;
@@ -65,7 +56,7 @@ def _chromium(args, tmp_path):
             pytest.fail("chromium is not installed (.ci/run installs Debian's chromium)")
         pytest.skip("chromium is not installed")
     profile = tmp_path / f"profile{len(list(tmp_path.glob('profile*')))}"
-    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args]
+    cmd = [CHROMIUM, *HEADLESS, f"--user-data-dir={profile}", *args]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
 
 

@@ -89,22 +89,6 @@ def test_paired_differences_pair_by_seed_and_skip_failed_runs():
     assert out["p_improvement_vs_scratch"] == pytest.approx(7 / 9)
 
 
-def test_bootstrap_is_exact_up_to_ten_seeds_and_seeded_beyond():
-    from reports.aggregate import bootstrap_ci
-
-    # two values: resample means are a (1/4), (a+b)/2 (1/2), b (1/4): the 2.5% and 97.5% points
-    assert bootstrap_ci(np.array([0.2, 0.6])) == pytest.approx((0.2, 0.6))
-    five = np.array([0.61, 0.72, 0.68, 0.90, 0.55])
-    assert bootstrap_ci(five, seed=0) == bootstrap_ci(five, seed=1)  # no Monte-Carlo error
-    rng = np.random.default_rng(0)
-    many = rng.uniform(0.6, 0.9, 15)
-    lo, hi = bootstrap_ci(many, reps=100_000)
-    brute = many[rng.integers(0, 15, (200_000, 15))].mean(1)
-    assert lo == pytest.approx(np.quantile(brute, 0.025), abs=2e-3)
-    assert hi == pytest.approx(np.quantile(brute, 0.975), abs=2e-3)
-    assert np.isnan(bootstrap_ci(np.array([0.5]))[0])  # one seed: no interval
-
-
 def _runs(cells):
     rows = []
     for (regime, per_class, n), accs in cells.items():

@@ -40,10 +40,10 @@ def test_two_targets_are_two_groups_never_one_cell(tmp_path):
     runs, _, _ = collect([a, b])
     assert set(runs["group"]) == {"data=digits_5to9", "data=mnist"}  # dataset follows the name
     assert "finetune · data=mnist" in set(runs["arm"])
-    s = summarize(runs, reps=200).set_index(["arm", "per_class"])
+    s = summarize(runs).set_index(["arm", "per_class"])
     assert len(s) == 8 and (s["n"] == 2).all()  # 2 runs per cell, not 4 pooled
     assert s.loc[("scratch · data=mnist", "1"), "test/acc_mean"] == pytest.approx(0.9)
-    paired = paired_differences(runs, reps=200).set_index(["arm", "per_class"])
+    paired = paired_differences(runs).set_index(["arm", "per_class"])
     # each finetune arm is paired with the scratch arm of its own group
     assert paired.loc[("finetune · data=mnist", "1"), "diff_vs_scratch_mean"] == pytest.approx(0.05)
     assert paired.loc[("finetune · data=digits_5to9", "5"), "diff_vs_scratch_mean"] == (
@@ -71,7 +71,7 @@ def test_two_models_are_two_groups(tmp_path):
     b = _sweep(tmp_path / "b", lambda r, k, s: 0.7, big)
     runs, _, _ = collect([a, b])
     assert set(runs["group"]) == {"model=test_resnet", "model=resnet18"}  # image size implied
-    s = summarize(runs, reps=200)
+    s = summarize(runs)
     assert len(s) == 8 and (s["n"] == 2).all()
     table = pd.read_csv(build_report([a, b], tmp_path / "r").parent / "summary.csv")
     assert set(table["arm"]) == {

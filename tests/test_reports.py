@@ -1,6 +1,5 @@
 """The report on synthetic records with known values: aggregation, files, escaping, errors."""
 
-import numpy as np
 import pandas as pd
 import pytest
 from helpers import synthetic_record as _record
@@ -8,7 +7,7 @@ from scipy import stats
 
 from benchmarks.records import SCHEMA_VERSION, write_record
 from reports.__main__ import main as report_main
-from reports.aggregate import bootstrap_ci, summarize
+from reports.aggregate import summarize
 from reports.build import build_report
 from reports.collect import collect
 
@@ -39,7 +38,7 @@ def sweep(tmp_path):
 def test_summary_means_seeds_and_failures(sweep):
     runs, _, bad = collect([sweep])
     assert len(runs) == 13 and bad == []
-    s = summarize(runs, reps=2000).set_index(["regime", "per_class"])
+    s = summarize(runs).set_index(["regime", "per_class"])
     assert s.loc[("scratch", "1"), "test/acc_mean"] == pytest.approx(0.6)
     assert s.loc[("scratch", "1"), "n_seeds"] == 3  # the failed run is not a seed of the mean
     assert s.loc[("scratch", "1"), "n_failed"] == 1
@@ -51,14 +50,6 @@ def test_summary_means_seeds_and_failures(sweep):
     assert s.loc[("scratch", "1"), "test/acc_std"] == pytest.approx(0.1)
     assert s.loc[("scratch", "1"), "test/acc_n"] == 3
     assert "test/acc_boot_low" not in s  # no cell has the 10 seeds a BCa interval needs
-
-
-def test_bootstrap_ci_known_values():
-    assert all(np.isnan(bootstrap_ci(np.array([0.7]))))  # one seed: no interval
-    lo, hi = bootstrap_ci(np.array([0.0, 1.0]), reps=20000, seed=1)
-    assert (lo, hi) == (0.0, 1.0)  # means of 2 resamples are 0, .5 or 1
-    lo, hi = bootstrap_ci(np.arange(10.0), reps=20000, seed=0)
-    assert 2.5 < lo < 3.3 and 5.7 < hi < 6.5  # mean 4.5, se ~0.91
 
 
 def test_report_files_hold_the_numbers(sweep, tmp_path):
