@@ -67,7 +67,15 @@ def _row(path: Path, rec: dict) -> dict:
 
 
 # Overrides that place a run in the grid rather than change what it is.
-_GRID_KEYS = ("seed", "regime", "budget.per_class", "experiment", "name")
+_GRID_KEYS = (
+    "seed",
+    "subset_seed",
+    "train_seed",
+    "regime",
+    "budget.per_class",
+    "experiment",
+    "name",
+)
 
 
 def settings(overrides: list[str]) -> str:

@@ -170,7 +170,9 @@ def test_longer_pretrain_continues_on_the_source_like_incremental_on_the_target(
     assert inc["info"]["continued_pretrain_hash"] != lon["info"]["continued_pretrain_hash"]
     entry = tmp_path / "cache" / "continued" / lon["info"]["continued_pretrain_hash"]
     key = json.loads((entry / "meta.json").read_text())["key"]
-    assert key["target"] == dict(lon["config"]["source"])  # SimCLR ran on the source's images
+    source = {k: v for k, v in lon["config"]["source"].items() if k != "name"}
+    assert key["target"]["spec"] == source  # SimCLR ran on the source's images
+    assert key["target"]["loaded"]["classes"] == lon["classes"]["source"]
     assert key["continued"]["steps"] == inc["config"]["continued_pretrain"]["steps"]
     samples = "continued_pretrain_samples"
     assert lon["compute"][samples] == inc["compute"][samples]
