@@ -65,9 +65,20 @@ def node(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def is_stage(key: str) -> bool:
+def stage_nodes(records: list[dict]) -> frozenset[str]:
+    """The stage nodes of these records: the known ones and every node a record says it reads.
+
+    A regime's own node (``svm``, ``knn``, ...) is set only in its runs; were it not a stage
+    node, its keys would differ between runs that have it and runs that lack it, and become a
+    group that splits every other regime from it.
+    """
+    found = {n for r in records for n in (reads(r) or ())}
+    return frozenset(STAGE_NODES) | found
+
+
+def is_stage(key: str, stages: frozenset[str] = frozenset(STAGE_NODES)) -> bool:
     """A key of a stage node or of the regime itself: it belongs to the regime's definition."""
-    return node(key) in (*STAGE_NODES, "regime")
+    return node(key) in stages or node(key) == "regime"
 
 
 def reads(record: dict) -> set[str] | None:
@@ -76,20 +87,21 @@ def reads(record: dict) -> set[str] | None:
     return None if found is None else set(found)
 
 
-def used_config(record: dict, read: set[str] | None = None) -> dict[str, str]:
+def used_config(
+    record: dict, read: set[str] | None = None, stages: frozenset[str] = frozenset(STAGE_NODES)
+) -> dict[str, str]:
     """The flattened config less seeds, display keys and stage nodes the regime does not read.
 
     ``read``: the nodes the regime reads, when the record does not say (from a newer record of
-    the same regime), so old and new records of one regime are labelled alike.
+    the same regime), so old and new records of one regime are labelled alike. ``stages``: the
+    stage nodes (:func:`stage_nodes`).
     """
     read = reads(record) if reads(record) is not None else read
     kept = {}
     for key, value in flatten(record.get("config", {})).items():
         if key in IGNORED or node(key) in IGNORED_NODES:
             continue
-        if node(key) in STAGE_NODES and (
-            value == UNSET or (read is not None and node(key) not in read)
-        ):
+        if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
             continue
         kept[key] = value
     return kept
@@ -132,13 +144,17 @@ def arm_labels(records: list[dict]) -> pd.DataFrame:
     """Per record (same order): ``group``, ``variant`` and ``arm`` as in the module docstring."""
     regimes = [str(r["regime"]) for r in records]
     known = {str(r["regime"]): reads(r) for r in records if reads(r) is not None}
-    flats = [used_config(r, known.get(regime)) for r, regime in zip(records, regimes, strict=True)]
+    stages = stage_nodes(records)
+    flats = [
+        used_config(r, known.get(regime), stages)
+        for r, regime in zip(records, regimes, strict=True)
+    ]
     keys = {k for f in flats for k in f}
-    group_keys = _compact(flats, _varying(flats, [k for k in keys if not is_stage(k)]))
+    group_keys = _compact(flats, _varying(flats, [k for k in keys if not is_stage(k, stages)]))
     variant_keys: dict[str, list[str]] = {}
     for regime in set(regimes):
         mine = [f for f, r in zip(flats, regimes, strict=True) if r == regime]
-        stage = [k for k in {k for f in mine for k in f} if is_stage(k)]
+        stage = [k for k in {k for f in mine for k in f} if is_stage(k, stages)]
         variant_keys[regime] = _varying(mine, stage)
     rows = []
     for flat, regime in zip(flats, regimes, strict=True):

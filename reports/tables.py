@@ -10,7 +10,7 @@ import pandas as pd
 
 from benchmarks.records import DEFINITIONS
 from reports import plots
-from reports.arms import STAGE_NODES, UNSET, flatten, node, reads
+from reports.arms import UNSET, flatten, node, reads, stage_nodes
 from reports.collect import budget_order
 
 
@@ -88,12 +88,10 @@ def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables)
 
 
-def _shown(record: dict, key: str, value: object) -> str:
+def _shown(record: dict, key: str, value: object, stages: frozenset[str]) -> str:
     """A config value as the table shows it; a stage node the regime does not read is not used."""
     read = reads(record)
-    if node(key) in STAGE_NODES and (
-        value == UNSET or (read is not None and node(key) not in read)
-    ):
+    if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
         return f"\u2014, not used by {record['regime']}"
     return "(not set)" if value is None or value == "null" else str(value)
 
@@ -115,9 +113,10 @@ def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple
     """
     flats = [flatten(r["config"]) for r in records]
     keys = sorted({k for f in flats for k in f})
+    stages = stage_nodes(records)
     varied, fixed = [], []
     for key in keys:
-        values = {_shown(r, key, f.get(key)) for r, f in zip(records, flats, strict=True)}
+        values = {_shown(r, key, f.get(key), stages) for r, f in zip(records, flats, strict=True)}
         used = [v for v in values if not v.startswith("\u2014")]
         # one value wherever the key is used is fixed, even if some regimes do not use it
         (varied if len(used) > 1 else fixed).append((key, "; ".join(_merge_not_used(values))))

@@ -1,5 +1,6 @@
 """Reports never pool different experiments: groups, variants, arms and refused duplicates."""
 
+import json
 import shutil
 
 import pandas as pd
@@ -137,3 +138,20 @@ def test_old_records_borrow_what_a_regime_reads_from_new_ones():
     old = synthetic_record("scratch", 1, 0, 0.5, config={"pretrain": {"steps": 400}})
     new = synthetic_record("scratch", 1, 1, 0.5, config={"pretrain": {"steps": 5}}, reads=["train"])
     assert list(arm_labels([old, new])["arm"]) == ["scratch", "scratch"]
+
+
+def test_a_regime_s_own_node_is_a_stage_node_not_a_group(tmp_path):
+    """svm.* is set only in svm runs: it must not split the other regimes into another group."""
+    folder = tmp_path / "s"
+    for regime in ("svm", "scratch"):
+        for seed in (0, 1):
+            own = (
+                {"svm": {"c_grid": [1.0, 10.0]}} if regime == "svm" else {"svm": {"c_grid": "???"}}
+            )
+            rec = synthetic_record(regime, 5, seed, 0.8, config=own)
+            rec["reads"] = ["svm"] if regime == "svm" else ["train"]
+            write_record(folder / f"{regime}-{seed}" / "record.json", rec)
+    runs, _, _ = collect([folder])
+    assert set(runs["group"]) == {""} and set(runs["arm"]) == {"svm", "scratch"}
+    varied, fixed = config_split([json.loads(p.read_text()) for p in folder.rglob("record.json")])
+    assert ("svm.c_grid", "[1.0, 10.0]; \u2014, not used by scratch") in fixed
