@@ -116,6 +116,10 @@ def _recipe(parts: dict[str, Any]) -> str:
     return ", ".join(f"{k} {v}" if k else str(v) for k, v in parts.items() if v is not None)
 
 
+# Where a regime's continued SimCLR stage runs, when not on the target (benchmarks/regimes.py).
+CONTINUED_ON = {"longer_pretrain": "the source's", "continual_pretrain": "each stream domain's"}
+
+
 def _recipes(records: list[dict]) -> list[str]:
     """Each distinct pretraining recipe of the group, with the regimes that used it."""
     found: dict[str, set[str]] = {}
@@ -131,10 +135,8 @@ def _recipes(records: list[dict]) -> list[str]:
             c = cfg.get("continued_pretrain", {})
             what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
             what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
-            text = (
-                f"continued SimCLR: {_recipe(what)}, on the target's unlabelled train images "
-                "(a stream: each stream domain in turn)"
-            )
+            on = CONTINUED_ON.get(r["regime"], "the target's")
+            text = f"continued SimCLR: {_recipe(what)}, on {on} unlabelled train images"
             found.setdefault(text, set()).add(r["regime"])
     return [f"{text} — used by {', '.join(sorted(regs))}" for text, regs in found.items()]
 

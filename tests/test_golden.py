@@ -36,7 +36,7 @@ def _runs_from(golden: dict) -> pd.DataFrame:
 def test_golden_file_is_complete_and_its_tolerances_follow_from_it():
     for golden in sets_of(json.loads(GOLDEN_FILE.read_text())):
         runs = _runs_from(golden)
-        assert len(runs) == 5 * 2 * 3  # regimes x budgets x seeds of experiment=golden
+        assert len(runs) == 10 * 2 * 3  # regimes x budgets x seeds of experiment=golden
         assert golden["environment"]["torch"].startswith("2.14.1")
         assert tolerances(runs) == golden["tolerances"]  # from the seed spread, not guessed
         assert differences(golden, runs) == []
@@ -87,4 +87,4 @@ def test_a_moved_number_is_reported_with_run_metric_and_size():
 def test_rerunning_the_golden_sweep_matches_the_kept_numbers(capsys):
     _kept()
     assert main(["check"]) == 0, capsys.readouterr().out
-    assert "30 runs, 0 outside tolerance" in capsys.readouterr().out
+    assert "60 runs, 0 outside tolerance" in capsys.readouterr().out

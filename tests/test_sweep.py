@@ -102,8 +102,9 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
             True,
         ),
         (
-            ["regime=incremental_pretrain", "data=digits"],
-            "data='digits' is invalid; allowed: a target domain other than the source (digits)",
+            ["regime=incremental_pretrain", "data=digits_0to4"],
+            "data='digits_0to4' is invalid; allowed: a target domain other than the source "
+            "(digits_0to4)",
             True,
         ),
         # in a sweep every job is validated before the first one trains
