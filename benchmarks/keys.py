@@ -101,8 +101,8 @@ def continued(
 ) -> dict[str, Any]:
     """One continued-pretraining stage, chained to the key of the stage before (``base``).
 
-    ``earlier`` is how many domains replay draws from: incremental pretraining replays none,
-    the first stage of a stream the source, so their otherwise equal stages differ.
+    ``earlier`` is how many domains replay may draw from (incremental pretraining and a stream's
+    first stage: the source), so stages that replay from different pools never share an entry.
     """
     return {
         "base": base,

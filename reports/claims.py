@@ -85,6 +85,9 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
     forgetting = []
     if "source/forgetting" in ok:
         has = ok[ok["regime"].isin(pretrained) & ok["source/forgetting"].notna()]
+        # a frozen backbone (linear_probe) forgets exactly 0 by construction: not a test
+        moved = has["source/forgetting"].ne(0).groupby([has["group"], has["arm"]]).transform("any")
+        has = has[moved.astype(bool)]
         for group, arm in has[["group", "arm"]].drop_duplicates().itertuples(index=False):
             rows = has[has["group"] == group]
             per_arm = unit_aulc(rows, group, "source/forgetting")
@@ -166,7 +169,13 @@ def budget_sentence(rows: pd.DataFrame) -> str:
     if len(untestable):
         where = ", ".join(_budget(b) for b in untestable["budget"])
         parts.append(f"not testable with fewer than 2 pairs at {where}")
-    open_ = rows[(rows["verdict"] == "not resolved") & rows["ci_low"].notna()]
+    constant = rows[rows["ci_low"].notna() & rows["p_adjusted"].isna()]
+    if len(constant):  # deterministic arms (e.g. every seed labels the same images at 'all')
+        where = ", ".join(f"{_budget(r.budget)} ({r.estimate:+.3f})" for r in constant.itertuples())
+        parts.append(f"the same difference in every pair, so no test, at {where}")
+    open_ = rows[
+        (rows["verdict"] == "not resolved") & rows["ci_low"].notna() & rows["p_adjusted"].notna()
+    ]
     if len(open_):
         cells = ", ".join(
             f"{_budget(r.budget)} (the interval is [{r.ci_low:+.3f}, {r.ci_high:+.3f}], "

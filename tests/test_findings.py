@@ -220,3 +220,23 @@ def test_replay_sentences_are_paired_t_with_holm_over_the_replay_family():
     p = stats.ttest_rel(cut, base).pvalue  # one test in the family: Holm leaves it as it is
     assert line.startswith("Replay of 25% (schedule rewarm) cuts forgetting from 0.305 to 0.110")
     assert f"Holm p = {p:.3g} over 1" in line
+
+
+def test_the_forgetting_family_leaves_out_a_frozen_backbone(tmp_path):
+    """linear_probe forgets exactly 0 by construction: it is no test and no member of the family."""
+    rng = np.random.default_rng(2)
+    for regime in ("finetune", "linear_probe", "scratch"):
+        for k in BUDGETS:
+            for seed in range(6):
+                rec = synthetic_record(regime, int(k), seed, 0.7)
+                if regime != "scratch":
+                    moved = 0.02 + rng.normal(0, 0.005) if regime == "finetune" else 0.0
+                    rec["metrics"]["source/forgetting"] = moved
+                rec["config"]["comparisons"] = COMPARISONS
+                rec["subset_seed"] = rec["train_seed"] = seed
+                write_record(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
+    out = build_report([tmp_path / "s"], tmp_path / "report").parent
+    rows = pd.read_csv(out / "findings.csv", keep_default_na=False)
+    forgetting = rows[rows["family"].str.startswith("forgetting")]
+    assert list(forgetting["comparison"]) == ["finetune: source forgetting"]
+    assert "Holm over 1 tests" in forgetting["family"].iloc[0]
