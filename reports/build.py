@@ -22,7 +22,7 @@ from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
-from reports.family import seed_columns, with_keys
+from reports.family import with_keys
 from reports.findings import findings
 from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
@@ -143,7 +143,7 @@ def _per_class(runs: pd.DataFrame, records: list[dict], budgets: list[str] | Non
 def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | None) -> None:
     runs, records, unreadable = collected
     # runs.csv: every column findings.csv and summary.csv are made from
-    runs = with_keys(seed_columns(with_costs(runs), records))
+    runs = with_keys(with_costs(runs))
     numbers = _numbers(runs)
     summary, eff, streams = numbers["summary"], numbers["eff"], numbers["streams"]
     runs.to_csv(out / "runs.csv", index=False)

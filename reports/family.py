@@ -37,18 +37,6 @@ def with_keys(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def seed_columns(runs: pd.DataFrame, records: list[dict]) -> pd.DataFrame:
-    """subset_seed / train_seed from the records (row i is record i) when collect has not set them.
-
-    Records from before the split carry neither; ``with_keys`` then falls back to ``seed``.
-    """
-    out = runs.copy()
-    for key in UNIT:
-        if key not in out and any(key in r for r in records):
-            out[key] = [r.get(key, r["seed"]) for r in records]
-    return out
-
-
 def declared(records: list[dict], regimes: set[str]) -> dict[str, list]:
     """The union of the records' declared comparisons; derived by the default rule if none."""
     found = [r["config"]["comparisons"] for r in records if r["config"].get("comparisons")]
