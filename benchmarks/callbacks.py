@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from benchmarks import progress
-from benchmarks.records import RECORD_NAME, finished_record
+from common.records import RECORD_NAME, finished_record
 
 log = logging.getLogger("regimebench")
 

@@ -15,8 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
 from benchmarks import keys, stages
-from benchmarks.cache import cached
 from benchmarks.stages import RunContext
+from common.cache import cached
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features

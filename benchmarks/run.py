@@ -25,13 +25,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks import outcome
-from benchmarks.cache import stable_hash
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
 from benchmarks.overrides import first_problem
 from benchmarks.preflight import prepare
-from benchmarks.records import (
+from benchmarks.regimes import READS, REGIMES, STAGE_NODES
+from benchmarks.samples import record_samples
+from benchmarks.stages import RunContext, domain, training_device
+from common.cache import stable_hash
+from common.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
     definitions_for,
@@ -39,9 +42,6 @@ from benchmarks.records import (
     finished_record,
     write_record,
 )
-from benchmarks.regimes import READS, REGIMES, STAGE_NODES
-from benchmarks.samples import record_samples
-from benchmarks.stages import RunContext, domain, training_device
 
 log = logging.getLogger("regimebench")
 register()

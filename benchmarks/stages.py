@@ -26,8 +26,8 @@ from torch import nn
 from tqdm import tqdm
 
 from benchmarks import keys
-from benchmarks.cache import cached, stable_hash
 from benchmarks.compute import train_step_flops
+from common.cache import cached, stable_hash
 from lightning_modules.backbones import (
     clone_state,
     create_backbone,

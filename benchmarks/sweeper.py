@@ -28,9 +28,9 @@ from omegaconf import DictConfig
 from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
-from benchmarks.records import RECORD_NAME, finished_record
 from benchmarks.regimes import READS
 from benchmarks.schedule import builders_first, regime_of
+from common.records import RECORD_NAME, finished_record
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
 

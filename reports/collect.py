@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.records import RECORD_NAME, read_record
+from common.records import RECORD_NAME, read_record
 from reports.arms import arm_labels, pairing_columns
 
 ALL_BUDGET = "all"

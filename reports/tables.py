@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmarks.records import DEFINITIONS
+from common.records import DEFINITIONS
 from reports import plots
 from reports.arms import UNSET, flatten, node, reads, stage_nodes
 from reports.collect import budget_order

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.records import SCHEMA_VERSION
+from common.records import SCHEMA_VERSION
 
 BIN = Path(sys.executable).parent
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from benchmarks.bench import _executions, main
-from benchmarks.records import write_record
+from common.records import write_record
 from reports.aggregate import with_costs
 
 KEYS = {

@@ -15,7 +15,7 @@ import subprocess
 import pytest
 from helpers import synthetic_record
 
-from benchmarks.records import write_record
+from common.records import write_record
 from reports.build import build_report
 from reports.pdf import HEADLESS, browser
 

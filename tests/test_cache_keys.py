@@ -11,9 +11,9 @@ import pytest
 from helpers import write_image_tree
 
 from benchmarks import keys
-from benchmarks.cache import stable_hash
 from benchmarks.run import _context
 from benchmarks.stages import domain
+from common.cache import stable_hash
 from lightning_modules.datasets import load
 from lightning_modules.domains import build_domain
 

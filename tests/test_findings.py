@@ -9,7 +9,7 @@ import pytest
 from helpers import synthetic_record
 from scipy import stats
 
-from benchmarks.records import write_record
+from common.records import write_record
 from reports.build import build_report
 from reports.efficiency import FLAT_TEXT, data_efficiency, efficiency_table
 

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from benchmarks.cache import cached, stable_hash
-from benchmarks.records import read_record, write_record
 from benchmarks.run import config_hash
+from common.cache import cached, stable_hash
+from common.records import read_record, write_record
 
 
 def test_write_is_atomic_and_readable(tmp_path):

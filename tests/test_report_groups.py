@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from helpers import synthetic_record
 
-from benchmarks.records import write_record
+from common.records import write_record
 from reports.__main__ import main as report_main
 from reports.aggregate import summarize
 from reports.arms import arm_labels

@@ -11,8 +11,8 @@ import torch
 from helpers import synthetic_record
 from PIL import Image
 
-from benchmarks.records import write_record
 from benchmarks.samples import pick, png_strip
+from common.records import write_record
 from lightning_modules.metrics import confusion_matrix
 from reports.build import build_report
 from reports.setup import headers

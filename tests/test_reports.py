@@ -5,7 +5,7 @@ import pytest
 from helpers import synthetic_record as _record
 from scipy import stats
 
-from benchmarks.records import SCHEMA_VERSION, write_record
+from common.records import SCHEMA_VERSION, write_record
 from reports.__main__ import main as report_main
 from reports.aggregate import summarize
 from reports.build import build_report

@@ -1,0 +1,1 @@
+"""What every layer may import: run records and the disk cache."""
