@@ -1,1 +1,1 @@
-"""Entry points: one run (``regimebench``), the pretraining cache, run records."""
+"""Entry points: one run (``regimebench``), sweeps, cache keys; records and cache are in common/."""

@@ -34,6 +34,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks import stages
 from benchmarks.cli_types import positive_int
 from benchmarks.run import CONF_DIR, _context
+from common.records import RECORD_NAME, read_record
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe, normalize_features
@@ -182,8 +183,8 @@ def _sweep(args: list[str], workdir: Path, cache: Path) -> float:
 def _executions(sweep: Path) -> dict[str, int]:
     built: dict[str, int] = {"pretrain": 0, "continued_pretrain": 0, "features": 0}
     keys: dict[str, set[str]] = {k: set() for k in built}
-    for path in sweep.glob("*/record.json"):
-        info = json.loads(path.read_text())["info"]
+    for path in sweep.glob(f"*/{RECORD_NAME}"):
+        info = read_record(path).info
         for kind in built:
             if f"{kind}_hash" in info:
                 keys[kind].add(info[f"{kind}_hash"])
@@ -203,7 +204,7 @@ def _job_time(sweep: Path) -> dict[str, float]:
     divided by the launcher's worker count it is the wall time of a perfectly packed sweep with
     no start-up, composition or hand-over costs: what compute alone allows on this machine.
     """
-    job = sum(json.loads(p.read_text())["seconds"]["total"] for p in sweep.glob("*/record.json"))
+    job = sum(read_record(p).seconds["total"] for p in sweep.glob(f"*/{RECORD_NAME}"))
     launcher = OmegaConf.load(sweep / "multirun.yaml").hydra.launcher
     workers = effective_n_jobs(launcher.n_jobs) if "n_jobs" in launcher else 1  # -1: all cores
     return {"default_sweep_job_seconds": job, "default_sweep_workers": workers}

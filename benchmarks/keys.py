@@ -5,8 +5,8 @@ an RGB image-folder run and a gray digits run the same pretrained backbone, and 
 crashed loading it (``size mismatch for conv1``). So keys hold the resolved channels and image
 size, each domain's resolved spec (absolute paths) together with what was loaded from it (class
 names, split sizes, native and used shapes), the settings of the stage, the seed, threads, the
-determinism flag, the device and :data:`CACHE_VERSION`. :func:`common` builds the part every
-run-dependent key shares, so the keys cannot drift apart.
+determinism flag, the device and the cache version (:func:`common.cache.versioned`).
+:func:`common` builds the part every run-dependent key shares, so the keys cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,16 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from common.cache import versioned
+
 if TYPE_CHECKING:
     from benchmarks.stages import RunContext
     from lightning_modules.domains import Domain
-
-CACHE_VERSION = 4  # bump when a change to the code changes what a cached artefact contains
-
-
-def versioned(kind: str, **parts: Any) -> dict[str, Any]:
-    """The smallest key: the code version, the artefact kind and its inputs."""
-    return {"version": CACHE_VERSION, "kind": kind, **parts}
 
 
 def _container(node: DictConfig) -> Any:

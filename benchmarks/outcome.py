@@ -9,11 +9,12 @@ submitit) note failures here; :func:`benchmarks.run.entry` reports them and exit
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from hydra.core.utils import JobReturn, JobStatus
+
+from common.records import read_record
 
 _FAILED: list[str] = []  # one line per failed run of this process's command
 
@@ -21,8 +22,8 @@ _FAILED: list[str] = []  # one line per failed run of this process's command
 def note_failure(what: str, record_path: Path) -> None:
     """Remember a failed run: what it was and the error its record gives."""
     try:
-        error = json.loads(record_path.read_text()).get("error")
-    except (OSError, ValueError):
+        error = read_record(record_path).error
+    except (OSError, ValueError, KeyError, TypeError):
         error = None
     _FAILED.append(f"{what}: {error or 'failed'} (record: {record_path})")
 

@@ -25,7 +25,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from common.records import RunRecord
 
 LOG_NAME = ".progress.tsv"
 OUTCOMES = ("ok", "failed", "skipped", "error")
@@ -68,9 +69,9 @@ def job_ended(
     _append(sweep_dir, f"{outcome}\t{kind}\t{seconds:.3f}\t{oneoff:.3f}\n")
 
 
-def oneoff_seconds(record: dict[str, Any]) -> float:
+def oneoff_seconds(record: RunRecord) -> float:
     """Seconds a run spent building cached stages that later runs reuse (not saved by a hit)."""
-    compute = record.get("compute") or {}
+    compute = record.compute
     return sum(
         value - compute.get(key.replace("_seconds_full", "_seconds_saved"), 0.0)
         for key, value in compute.items()

@@ -55,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"regimebench-repro: error: {err}", file=sys.stderr)
         return 2
     chosen = [
-        (row.run_dir, rec)
-        for row, rec in zip(runs.itertuples(), records, strict=True)
-        if rec["status"] == "ok"
+        (row.run_dir, rec) for row, rec in zip(runs.itertuples(), records, strict=True) if rec.ok
     ]
     if args.runs is not None and args.runs < len(chosen):
         chosen = random.Random(args.seed).sample(chosen, args.runs)
@@ -66,12 +64,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'metric':26s} {'recorded':>10s} {'rerun':>10s} {'|diff|':>10s}")
     with tempfile.TemporaryDirectory(prefix="regimebench-repro-") as tmp:
         for i, (run_dir, rec) in enumerate(chosen):
-            cfg = OmegaConf.create(rec["config"])
+            cfg = OmegaConf.create(rec.config)
             cfg.paths.cache_dir = str(Path(tmp) / "cache")
             new = execute(cfg, Path(tmp) / str(i))
             assert new is not None  # a fresh folder never holds a finished record
             print(run_dir)
-            for key, a, b, diff, ok in compare(rec["metrics"], new["metrics"], args.tolerance):
+            for key, a, b, diff, ok in compare(rec.metrics, new.metrics, args.tolerance):
                 flag = "" if ok else "  MISMATCH"
                 print(f"  {key:26s} {a:10.6f} {b:10.6f} {diff:10.2e}{flag}")
                 if not ok:

@@ -30,15 +30,16 @@ from benchmarks.compute import peak_memory_mb
 from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
 from benchmarks.overrides import first_problem
 from benchmarks.preflight import prepare
+from benchmarks.provenance import environment
 from benchmarks.regimes import READS, REGIMES, STAGE_NODES
 from benchmarks.samples import record_samples
 from benchmarks.stages import RunContext, domain, training_device
 from common.cache import stable_hash
+from common.metrics import definitions_for
 from common.records import (
     RECORD_NAME,
     SCHEMA_VERSION,
-    definitions_for,
-    environment,
+    RunRecord,
     finished_record,
     write_record,
 )
@@ -72,7 +73,7 @@ def config_hash(cfg: DictConfig) -> str:
 
 def _finished(path: Path, chash: str) -> bool:
     old = finished_record(path)
-    return old is not None and old.get("config_hash") == chash
+    return old is not None and old.config_hash == chash
 
 
 def _context(cfg: DictConfig) -> RunContext:
@@ -92,43 +93,45 @@ def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return facts
 
 
-def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> dict:
+def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> RunRecord:
     counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
     confusion = ctx.info.pop("confusion", None)  # top level: the report reads it per class
-    return {
-        "schema_version": SCHEMA_VERSION,
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    return RunRecord(
+        schema_version=SCHEMA_VERSION,
         **outcome,
-        "regime": cfg.regime.name,
-        "reads": list(READS[cfg.regime.name]),  # the stage nodes this run's numbers depend on
-        "source": cfg.source.name,
-        "target": cfg.data.name,
-        "model": cfg.model.name,
-        "seed": cfg.seed,
-        "subset_seed": cfg.subset_seed,
-        "train_seed": cfg.train_seed,
-        "threads": cfg.threads,
-        "budget": {
+        regime=cfg.regime.name,
+        reads=list(READS[cfg.regime.name]),  # the stage nodes this run's numbers depend on
+        source=cfg.source.name,
+        target=cfg.data.name,
+        model=cfg.model.name,
+        seed=cfg.seed,
+        subset_seed=cfg.subset_seed,
+        train_seed=cfg.train_seed,
+        threads=cfg.threads,
+        budget={
             "per_class": str(cfg.budget.per_class),
             "n_labelled": len(ctx.labelled),
             "per_class_used": dict(zip(ctx.target.class_names, counts.tolist(), strict=True)),
         },
-        "classes": {
+        classes={
             "source": list(ctx.source.class_names),
             "target": list(ctx.target.class_names),
             "target_train_counts": ctx.target.class_counts(),  # the ceiling of any budget
         },
-        "domains": domain_facts(cfg, ctx),
-        "seconds": ctx.seconds,
-        "compute": ctx.compute | peak_memory_mb(ctx.device),
-        "info": ctx.info,
-        "confusion": confusion,
-        "samples": record_samples(ctx.source, ctx.target),
-        "definitions": definitions_for(outcome["metrics"]),
-        "config_hash": chash,
-        "job": _job_identity(),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "environment": environment(str(ctx.device)),
-    }
+        domains=domain_facts(cfg, ctx),
+        seconds=ctx.seconds,
+        compute=ctx.compute | peak_memory_mb(ctx.device),
+        info=ctx.info,
+        confusion=confusion,
+        samples=record_samples(ctx.source, ctx.target),
+        definitions=definitions_for(outcome["metrics"]),
+        config_hash=chash,
+        job=_job_identity(),
+        config=config,
+        environment=environment(str(ctx.device)),
+    )
 
 
 def _job_identity() -> dict[str, Any]:
@@ -137,7 +140,7 @@ def _job_identity() -> dict[str, Any]:
     return {"overrides": overrides, "conf_fingerprint": conf_fingerprint()}
 
 
-def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
+def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
     """Run one config and write its record; None when an ok record already exists.
 
     Raises:
@@ -164,14 +167,13 @@ def execute(cfg: DictConfig, out_dir: Path) -> dict[str, Any] | None:
     return record
 
 
-def _summary(record: dict[str, Any]) -> str:
-    cfg = record["config"]
-    seeds = f"subset_seed={cfg['subset_seed']} train_seed={cfg['train_seed']}"
-    what = f"{cfg['regime']['name']} per_class={cfg['budget']['per_class']} {seeds}"
-    if record["status"] != "ok":
-        return f"{what}: FAILED ({record['error']})"
-    acc = record["metrics"]["test/acc"]
-    return f"{what}: test/acc={acc:.3f} in {record['seconds']['total']:.1f}s"
+def _summary(record: RunRecord) -> str:
+    seeds = f"subset_seed={record.subset_seed} train_seed={record.train_seed}"
+    what = f"{record.regime} per_class={record.budget['per_class']} {seeds}"
+    if not record.ok:
+        return f"{what}: FAILED ({record.error})"
+    acc = record.metrics["test/acc"]
+    return f"{what}: test/acc={acc:.3f} in {record.seconds['total']:.1f}s"
 
 
 # An absolute path: relative to a package module, Hydra would look for a Python module "conf".
@@ -192,9 +194,9 @@ def main(cfg: DictConfig) -> str:
     if record is None:
         return "skipped"
     log.info(_summary(record))
-    if record["status"] == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
+    if record.status == "failed" and HydraConfig.get().mode != RunMode.MULTIRUN:
         outcome.note_failure("run", out_dir / RECORD_NAME)  # a sweep's jobs: by its sweeper
-    return str(record["status"])
+    return record.status
 
 
 def entry() -> None:

@@ -61,7 +61,7 @@ def domain_samples(dom: Domain, n: int = N_SAMPLES) -> dict:
 
 
 def record_samples(source: Domain, target: Domain) -> dict:
-    """``record["samples"]``: the source and target strips; empty if they cannot be drawn."""
+    """``RunRecord.samples``: the source and target strips; empty if they cannot be drawn."""
     try:
         return {"source": domain_samples(source), "target": domain_samples(target)}
     except (RuntimeError, ValueError, OSError):  # a report nicety never fails a run

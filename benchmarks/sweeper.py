@@ -53,7 +53,7 @@ class ResumingSweeper(BasicSweeper):
         rec = finished_record(self._job_dir(overrides) / RECORD_NAME)
         if rec is None:
             return False
-        job = rec.get("job") or {}
+        job = rec.job
         return (
             sorted(job.get("overrides", [])) == sorted(overrides)
             and job.get("conf_fingerprint") == conf_fingerprint()

@@ -6,6 +6,10 @@ temporary name and renamed into place, so a crash leaves either a complete entry
 that no longer loads (truncated, hand-edited) is discarded and rebuilt, never trusted. Builds
 hold a file lock per entry, so parallel jobs (joblib, SLURM) that need the same artefact build
 it once and the others wait and load it.
+
+:data:`CACHE_VERSION` and :func:`versioned` live here, not with the run's keys
+(``benchmarks/keys.py``), because ``lightning_modules/`` caches generated data sets too and must
+not import ``benchmarks/``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,13 @@ import torch
 from filelock import FileLock
 
 log = logging.getLogger(__name__)
+
+CACHE_VERSION = 4  # bump when a change to the code changes what a cached artefact contains
+
+
+def versioned(kind: str, **parts: Any) -> dict[str, Any]:
+    """The smallest key: the code version, the artefact kind and its inputs."""
+    return {"version": CACHE_VERSION, "kind": kind, **parts}
 
 
 def stable_hash(obj: Any) -> str:

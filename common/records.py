@@ -1,74 +1,118 @@
-"""Run records: one ``record.json`` per run, the only thing the report reads.
+"""Run records: one ``record.json`` per run, read and written only through :class:`RunRecord`.
 
 A record is written to a temporary file in the same folder and renamed over the target, so a
-crash at any moment leaves the old record or the new one, never half of one.
+crash at any moment leaves the old record or the new one, never half of one. Reading a record
+imports neither torch nor anything else heavy (a report or a sweep's "already finished" check
+must not pay for it; ``tests/test_records.py`` checks in a fresh interpreter).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import platform
-import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+from common.metrics import definitions_for
 
 # Version 2 added ``definitions`` (what each metric in ``metrics`` means). Older records are
 # upgraded on read (:data:`_UPGRADES`); newer ones are refused with a message, never guessed at.
 SCHEMA_VERSION = 2
 RECORD_NAME = "record.json"
 
-# The words every record carries next to its numbers, so "forgetting" is never ambiguous.
-DEFINITIONS = {
-    "test/acc": "target test-split top-1 accuracy of the regime's classifier",
-    "test/f1_macro": "target test-split F1, unweighted mean over classes",
-    "test/ece": "target test-split expected calibration error, 15 equal-width bins, L1",
-    "source/acc_before": (
-        "source test accuracy of a linear probe fitted on the pretrained backbone's frozen "
-        "source-train features"
-    ),
-    "source/acc_after": (
-        "the same probe protocol (same l2) refitted on the updated backbone's source features"
-    ),
-    "source/forgetting": (
-        "probe-refit forgetting: source/acc_before - source/acc_after (positive = skill lost)"
-    ),
-    "source/head_acc_before": (
-        "source test accuracy of the supervised source stage's own head on the pretrained "
-        "backbone (functional; only when pretraining was supervised)"
-    ),
-    "source/head_acc_after": "the same source head, unchanged, on the updated backbone",
-    "source/head_forgetting": (
-        "head-retained forgetting: source/head_acc_before - source/head_acc_after"
-    ),
-    "source/acc_after_continued": (
-        "probe-refit source accuracy after continued pretraining, before target training"
-    ),
-    "R/i/j": (
-        "accuracy matrix of a stream: test accuracy on domain j (0 = source) of a linear probe "
-        "fitted on the label budget of domain j's train split, after stage i (0 = source "
-        "pretraining); each domain's l2 is chosen once, at stage 0"
-    ),
-    "b/j": "the same probe on a randomly initialised backbone: forward transfer's baseline",
-}
+
+@dataclass
+class RunRecord:
+    """One run: what it was (config, seeds, budget), what it measured, what it cost, where.
+
+    The fields without a default are what every record ever written holds; the others are
+    missing from older records and then hold their empty default. ``extra`` keeps keys this
+    version does not name, so reading and rewriting a record loses nothing; no reader uses it.
+    """
+
+    schema_version: int
+    status: str  # "ok" or "failed"
+    regime: str
+    source: str
+    target: str
+    model: str
+    seed: int
+    budget: dict[str, Any]  # per_class (str), n_labelled, per_class_used
+    classes: dict[str, Any]  # source, target (class names), target_train_counts
+    config_hash: str
+    config: dict[str, Any]  # the resolved config
+    environment: dict[str, Any]  # versions, device, threads, CPU capability, git commit
+    error: str | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # names: common.metrics
+    definitions: dict[str, str] = field(default_factory=dict)
+    subset_seed: int | None = None  # None in records from before the seed split: ``seed``
+    train_seed: int | None = None
+    threads: int | None = None
+    reads: list[str] | None = None  # the stage nodes the numbers depend on; None: older record
+    domains: dict[str, Any] | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    compute: dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    confusion: list[list[int]] | None = None
+    samples: dict[str, Any] | None = None
+    job: dict[str, Any] = field(default_factory=dict)  # overrides, conf_fingerprint
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """The run finished and measured its metrics."""
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object of ``record.json`` (``extra``'s keys at the top level)."""
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return data.pop("extra") | data
+
+    def to_json(self) -> str:
+        """``record.json``'s text: sorted keys, NaN allowed (a diverged metric stays visible)."""
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=True)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunRecord:
+        """A record from its JSON object, upgraded to :data:`SCHEMA_VERSION`.
+
+        Raises:
+            ValueError: not a regimebench record, or one of a newer schema.
+            KeyError: a field every record holds is missing (a hand-edited record).
+        """
+        if not isinstance(data, Mapping) or "schema_version" not in data or "status" not in data:
+            raise ValueError("not a regimebench record (no schema_version/status)")
+        version = data["schema_version"]
+        if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            raise ValueError(
+                f"schema_version {version!r} is not one this regimebench reads "
+                f"(1 to {SCHEMA_VERSION}); a newer regimebench wrote it"
+            )
+        data = dict(data)
+        while data["schema_version"] in _UPGRADES:
+            data = _UPGRADES[data["schema_version"]](data)
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        missing = sorted(n for n in _REQUIRED if n not in data)
+        if missing:
+            raise KeyError(f"record lacks {', '.join(missing)}")
+        known = {k: v for k, v in data.items() if k in names}
+        return cls(**known, extra={k: v for k, v in data.items() if k not in names})
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        """Parse ``record.json``'s text (:meth:`from_dict`; ``ValueError`` for bad JSON too)."""
+        return cls.from_dict(json.loads(text))
 
 
-_PATTERNS = {"R/i/j": "R/", "b/j": "b/"}  # a definition that covers a family of metrics
-
-
-def definitions_for(metrics: dict[str, float]) -> dict[str, str]:
-    """The definitions of the metrics a record holds (``R/i/j`` covers ``R/1/2``)."""
-
-    def held(name: str) -> bool:
-        prefix = _PATTERNS.get(name)
-        return name in metrics or (
-            prefix is not None and any(m.startswith(prefix) for m in metrics)
-        )
-
-    return {k: v for k, v in DEFINITIONS.items() if held(k)}
+_REQUIRED = tuple(
+    f.name
+    for f in dataclasses.fields(RunRecord)
+    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+)
 
 
 def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
@@ -80,53 +124,20 @@ def _upgrade_1_to_2(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_UPGRADES = {1: _upgrade_1_to_2}
+_UPGRADES: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _upgrade_1_to_2}
 
 
-def _git_commit() -> str | None:
-    here = Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def environment(device: str) -> dict[str, Any]:
-    """Versions, device and thread count: what a reader needs to reproduce a number."""
-    import hydra
-    import lightning
-    import timm
-    import torchmetrics
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "lightning": lightning.__version__,
-        "timm": timm.__version__,
-        "torchmetrics": torchmetrics.__version__,
-        "hydra": hydra.__version__,
-        "platform": platform.platform(),
-        "processor": platform.machine(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-        "git_commit": _git_commit(),
-    }
-
-
-def write_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
-    """Atomically write ``record`` as JSON to ``path``."""
+def write_record(path: str | os.PathLike[str], record: RunRecord) -> None:
+    """Atomically write ``record`` as JSON to ``path`` (temporary file, then rename)."""
     path = Path(path)
+    text = record.to_json()  # before touching the folder: a record that cannot be written
     path.parent.mkdir(parents=True, exist_ok=True)
     for stale in path.parent.glob(".record.*.json"):  # left by a run killed mid-write
         stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".record.", suffix=".json", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=1, sort_keys=True, allow_nan=True)
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -135,26 +146,15 @@ def write_record(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
         raise
 
 
-def finished_record(path: str | os.PathLike[str]) -> dict[str, Any] | None:
+def read_record(path: str | os.PathLike[str]) -> RunRecord:
+    """Parse one record; raises ``ValueError`` when it is not a regimebench record."""
+    return RunRecord.from_json(Path(path).read_text())
+
+
+def finished_record(path: str | os.PathLike[str]) -> RunRecord | None:
     """The record at ``path`` if it exists, parses and says ``ok``; otherwise None."""
     try:
         record = read_record(path)
-    except (OSError, ValueError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    return record if record.get("status") == "ok" else None
-
-
-def read_record(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse one record; raises ``ValueError`` when it is not a regimebench record."""
-    data = json.loads(Path(path).read_text())
-    if not isinstance(data, dict) or "schema_version" not in data or "status" not in data:
-        raise ValueError("not a regimebench record (no schema_version/status)")
-    version = data["schema_version"]
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise ValueError(
-            f"schema_version {version!r} is not one this regimebench reads (1 to {SCHEMA_VERSION});"
-            " a newer regimebench wrote it"
-        )
-    while data["schema_version"] in _UPGRADES:
-        data = _UPGRADES[data["schema_version"]](data)
-    return data
+    return record if record.ok else None

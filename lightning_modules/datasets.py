@@ -186,8 +186,7 @@ def imagefolder(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
 
 def fractaldb(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     """Generated fractal categories (cached on disk by their parameters), seeded split."""
-    from benchmarks.keys import versioned
-    from common.cache import cached  # the suite's one disk cache (atomic, locked)
+    from common.cache import cached, versioned  # the suite's one disk cache (atomic, locked)
     from lightning_modules.fractaldb import generate
 
     f = spec.get("fractal") or {}

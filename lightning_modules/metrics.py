@@ -1,6 +1,7 @@
 """Classification metrics of a finished model, computed with torchmetrics' functional API.
 
-``HIGHER_IS_BETTER`` tells the report which way "best" is for every metric a record holds.
+The names, definitions, directions and ranges of these metrics live in one registry,
+``common/metrics.py``, which the record, the report and the golden check read.
 """
 
 from __future__ import annotations
@@ -12,18 +13,6 @@ from torchmetrics.functional.classification import (
     multiclass_confusion_matrix,
     multiclass_f1_score,
 )
-
-HIGHER_IS_BETTER = {
-    "test/acc": True,
-    "test/f1_macro": True,
-    "test/ece": False,
-    "source/acc_before": True,
-    "source/acc_after": True,
-    "source/forgetting": False,
-    "source/head_acc_before": True,
-    "source/head_acc_after": True,
-    "source/head_forgetting": False,
-}
 
 
 def classification_metrics(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, float]:

@@ -9,27 +9,18 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.metrics import PER_CELL, lookup
 from reports.collect import budget_order
 from reports.family import UNIT, with_keys
-from reports.inference import ACC_BOUNDS, DIFF_BOUNDS, MIN_BOOT, T_METHOD, boot_interval, t_interval
+from reports.inference import DIFF_BOUNDS, MIN_BOOT, T_METHOD, boot_interval, t_interval
 
-METRICS = (
-    "test/acc",
-    "test/f1_macro",
-    "test/ece",
-    "source/acc_before",
-    "source/acc_after",
-    "source/forgetting",
-    "source/head_acc_before",
-    "source/head_acc_after",
-    "source/head_forgetting",
-)
+METRICS = PER_CELL  # what the registry says is aggregated per cell (common/metrics.py)
 CI_METHOD = T_METHOD
 
 
 def bounds(metric: str) -> tuple[float, float]:
-    """The range a metric's mean can take: forgetting is a difference, the rest are rates."""
-    return DIFF_BOUNDS if "forgetting" in metric else ACC_BOUNDS
+    """The range a metric's mean can take (the registry's): a rate's [0, 1], forgetting's ±1."""
+    return lookup(metric).range
 
 
 def mean_ci(values: np.ndarray) -> tuple[float, float, float]:

@@ -12,7 +12,7 @@ experiments, so every run gets three labels computed from its resolved config:
 - ``arm``: ``regime``, then `` · variant`` and `` · group`` where not empty: the key of every
   cell, row and line of the report.
 
-A stage node counts only for the regimes that read it: ``record["reads"]`` where the record
+A stage node counts only for the regimes that read it: ``record.reads`` where the record
 carries it; otherwise a node a regime does not read is indistinguishable from one it does, and
 its keys are a variant only when they differ within the regime.
 """
@@ -23,6 +23,8 @@ import json
 from collections.abc import Iterable
 
 import pandas as pd
+
+from common.records import RunRecord
 
 IGNORED = frozenset(
     {
@@ -65,7 +67,7 @@ def node(key: str) -> str:
     return key.split(".", 1)[0]
 
 
-def stage_nodes(records: list[dict]) -> frozenset[str]:
+def stage_nodes(records: list[RunRecord]) -> frozenset[str]:
     """The stage nodes of these records: the known ones and every node a record says it reads.
 
     A regime's own node (``svm``, ``knn``, ...) is set only in its runs; were it not a stage
@@ -81,14 +83,15 @@ def is_stage(key: str, stages: frozenset[str] = frozenset(STAGE_NODES)) -> bool:
     return node(key) in stages or node(key) == "regime"
 
 
-def reads(record: dict) -> set[str] | None:
+def reads(record: RunRecord) -> set[str] | None:
     """The stage nodes this run's regime reads, when the record says so."""
-    found = record.get("reads")
-    return None if found is None else set(found)
+    return None if record.reads is None else set(record.reads)
 
 
 def used_config(
-    record: dict, read: set[str] | None = None, stages: frozenset[str] = frozenset(STAGE_NODES)
+    record: RunRecord,
+    read: set[str] | None = None,
+    stages: frozenset[str] = frozenset(STAGE_NODES),
 ) -> dict[str, str]:
     """The flattened config less seeds, display keys and stage nodes the regime does not read.
 
@@ -98,7 +101,7 @@ def used_config(
     """
     read = reads(record) if reads(record) is not None else read
     kept = {}
-    for key, value in flatten(record.get("config", {})).items():
+    for key, value in flatten(record.config).items():
         if key in IGNORED or node(key) in IGNORED_NODES:
             continue
         if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
@@ -140,10 +143,10 @@ def _label(flat: dict[str, str], keys: list[str]) -> str:
     return ", ".join(parts)
 
 
-def arm_labels(records: list[dict]) -> pd.DataFrame:
+def arm_labels(records: list[RunRecord]) -> pd.DataFrame:
     """Per record (same order): ``group``, ``variant`` and ``arm`` as in the module docstring."""
-    regimes = [str(r["regime"]) for r in records]
-    known = {str(r["regime"]): reads(r) for r in records if reads(r) is not None}
+    regimes = [str(r.regime) for r in records]
+    known = {str(r.regime): reads(r) for r in records if reads(r) is not None}
     stages = stage_nodes(records)
     flats = [
         used_config(r, known.get(regime), stages)

@@ -17,6 +17,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from common.records import RunRecord
 from reports import claims, pdf, perclass, plots, render, setup, tables
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
@@ -129,7 +130,9 @@ def _numbers(runs: pd.DataFrame) -> dict:
     }
 
 
-def _per_class(runs: pd.DataFrame, records: list[dict], budgets: list[str] | None) -> list[dict]:
+def _per_class(
+    runs: pd.DataFrame, records: list[RunRecord], budgets: list[str] | None
+) -> list[dict]:
     """Per chosen budget: the per-class accuracy table and the confusion figure, if recorded."""
     out = []
     for budget in perclass.chosen_budgets(runs, budgets):
@@ -200,16 +203,20 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
 
 
 def _context(
-    runs: pd.DataFrame, records: list[dict], unreadable: list, dirs: list[Path], numbers: dict
+    runs: pd.DataFrame,
+    records: list[RunRecord],
+    unreadable: list,
+    dirs: list[Path],
+    numbers: dict,
 ) -> dict:
     """Everything the template shows besides images, findings and per-class results."""
     summary, eff, transfer = numbers["summary"], numbers["eff"], numbers["transfer"]
     failed = runs[runs["status"] != "ok"]
     varied, fixed = tables.config_split(records)
     paired = tables.paired_table(summary)
-    questions = sorted({r["config"]["question"] for r in records})
+    questions = sorted({r.config["question"] for r in records})
     return {
-        "title": records[0]["config"]["name"],
+        "title": records[0].config["name"],
         "question": " / ".join(questions),
         "setups": setup.headers(records),
         "n_runs": len(runs),

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.metrics import difference_range, lookup
 from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc, wide
 from reports.inference import from_on, holm, paired_test
 
@@ -37,8 +38,16 @@ FORGETTING = "forgetting: AULC-style source forgetting of every pretrained arm a
 AULC_TEXT = "AULC (log budget axis, normalised, per unit)"
 
 
-def _row(comp: Comparison, budget: str, a: np.ndarray, b: np.ndarray, metric: str) -> dict:
-    test = paired_test(a, b)
+def _row(
+    comp: Comparison,
+    budget: str,
+    a: np.ndarray,
+    b: np.ndarray,
+    metric: str,
+    bounds: tuple[float, float] | None = None,
+) -> dict:
+    """One claim; its interval is clipped to ``bounds``, by default where a - b can lie."""
+    test = paired_test(a, b, difference_range(metric) if bounds is None else bounds)
     return {
         "comparison": comp.label, "budget": budget, "estimate": test.estimate,
         "ci_low": test.low, "ci_high": test.high, "p_raw": test.p_t, "p_wilcoxon": test.p_wilcoxon,
@@ -93,7 +102,9 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
             per_arm = unit_aulc(rows, group, "source/forgetting")
             f = per_arm.loc[per_arm["arm"] == arm, "aulc"].to_numpy(float)
             comp = Comparison(arm, "0", group)
-            row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting")
+            # against 0, the difference is forgetting itself: the metric's own range
+            forgets = lookup("source/forgetting").range
+            row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting", forgets)
             row["comparison"] = f"{arm}: source forgetting"
             row["method"] = (
                 "one-sample t-test of per-unit forgetting AULC against 0 (scipy.stats.ttest_rel "

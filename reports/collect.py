@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from common.records import RECORD_NAME, read_record
+from common.records import RECORD_NAME, RunRecord, read_record
 from reports.arms import arm_labels, pairing_columns
 
 ALL_BUDGET = "all"
@@ -33,35 +33,39 @@ def find_records(dirs: list[Path]) -> list[Path]:
     return sorted(set(found))  # a folder given twice, or inside another, is read once
 
 
-def _row(path: Path, rec: dict) -> dict:
-    budget = rec["budget"]
-    n_classes = len(rec["classes"]["target"])
+def _or_seed(value: int | None, rec: RunRecord) -> int:
+    return rec.seed if value is None else value  # older records: one seed for all
+
+
+def _row(path: Path, rec: RunRecord) -> dict:
+    budget = rec.budget
+    n_classes = len(rec.classes["target"])
     row = {
         "run_dir": str(path.parent),
-        "status": rec["status"],
-        "error": rec.get("error"),
-        "regime": rec["regime"],
-        "source": rec["source"],
-        "target": rec["target"],
-        "model": rec["model"],
-        "seed": rec["seed"],
-        "subset_seed": rec.get("subset_seed", rec["seed"]),  # older records: one seed for all
-        "train_seed": rec.get("train_seed", rec["seed"]),
+        "status": rec.status,
+        "error": rec.error,
+        "regime": rec.regime,
+        "source": rec.source,
+        "target": rec.target,
+        "model": rec.model,
+        "seed": rec.seed,
+        "subset_seed": _or_seed(rec.subset_seed, rec),
+        "train_seed": _or_seed(rec.train_seed, rec),
         "per_class": str(budget["per_class"]),
         "n_labelled": budget["n_labelled"],
         "labelled_per_class": budget["n_labelled"] / n_classes,
-        "config_hash": rec["config_hash"],
+        "config_hash": rec.config_hash,
     }
-    row.update(rec.get("metrics", {}))
-    row.update({f"seconds/{k}": v for k, v in rec.get("seconds", {}).items()})
-    row.update({f"compute/{k}": v for k, v in rec.get("compute", {}).items()})
-    info = rec.get("info", {})
+    row.update(rec.metrics)
+    row.update({f"seconds/{k}": v for k, v in rec.seconds.items()})
+    row.update({f"compute/{k}": v for k, v in rec.compute.items()})
+    info = rec.info
     for stage in ("pretrain", "continued_pretrain"):
         row[f"{stage}_hash"] = info.get(f"{stage}_hash")
-    row["overrides"] = settings(rec.get("job", {}).get("overrides", []))
+    row["overrides"] = settings(rec.job.get("overrides", []))
     if "stream_domains" in info:
         row["stream_domains"] = ",".join(info["stream_domains"])
-        continued = rec["config"].get("continued_pretrain", {})
+        continued = rec.config.get("continued_pretrain", {})
         row["replay"], row["schedule"] = continued.get("replay"), continued.get("schedule")
     return row
 
@@ -104,7 +108,7 @@ def variants(settings_column: pd.Series) -> pd.Series:
     return pd.Series(labels, index=settings_column.index)
 
 
-def collect(dirs: list[Path]) -> tuple[pd.DataFrame, list[dict], list[tuple[str, str]]]:
+def collect(dirs: list[Path]) -> tuple[pd.DataFrame, list[RunRecord], list[tuple[str, str]]]:
     """Read all records: ``(runs, raw records, [(unreadable path, why)])``.
 
     Raises:

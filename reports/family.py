@@ -1,7 +1,7 @@
 """The pre-declared family of comparisons, the cell keys and the pairing of runs by unit.
 
 A comparison is fixed before the numbers are looked at: it comes from the experiment config
-(``record["config"]["comparisons"]``: every pretrained regime against every reference, plus the
+(``record.config["comparisons"]``: every pretrained regime against every reference, plus the
 declared pairs), or, for old records without it, is derived from the regimes present by the same
 rule. Runs are compared only within one ``group`` and paired by unit (subset_seed, train_seed):
 the same labelled subset and the same training seed on both sides.
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from common.records import RunRecord
 from reports.collect import budget_order
 from reports.curves import aulc
 
@@ -37,9 +38,9 @@ def with_keys(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def declared(records: list[dict], regimes: set[str]) -> dict[str, list]:
+def declared(records: list[RunRecord], regimes: set[str]) -> dict[str, list]:
     """The union of the records' declared comparisons; derived by the default rule if none."""
-    found = [r["config"]["comparisons"] for r in records if r["config"].get("comparisons")]
+    found = [r.config["comparisons"] for r in records if r.config.get("comparisons")]
     if not found:
         refs = [r for r in REFERENCES if r in regimes]
         return {"references": refs, "pretrained": sorted(regimes - set(refs)), "pairs": []}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from common.records import RunRecord
 from reports import claims
 from reports.family import comparisons, declared, with_keys
 from reports.inference import holm, paired_test
@@ -50,7 +51,7 @@ def replay_effect(per_run: pd.DataFrame, knobs: pd.DataFrame) -> list[str]:
 
 def findings(
     runs: pd.DataFrame,
-    records: list[dict],
+    records: list[RunRecord],
     stream_runs: pd.DataFrame,
     stream_knobs: pd.DataFrame,
 ) -> tuple[pd.DataFrame, list[str]]:

@@ -11,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.records import RunRecord
+
 NODES = {"source": "source", "target": "data"}
 
 
-def _node(record: dict, role: str) -> dict[str, Any]:
-    return record.get("config", {}).get(NODES[role], {}) or {}
+def _node(record: RunRecord, role: str) -> dict[str, Any]:
+    return record.config.get(NODES[role], {}) or {}
 
 
 def _root(node: dict[str, Any]) -> str | None:
@@ -28,7 +30,7 @@ def _same_split(src: dict[str, Any], tgt: dict[str, Any]) -> bool:
     return all(src.get(k) == tgt.get(k) for k in keys)
 
 
-def _same_images(record: dict, src: dict, tgt: dict, shared: list[str]) -> str | None:
+def _same_images(record: RunRecord, src: dict, tgt: dict, shared: list[str]) -> str | None:
     """Why the source holds target images, or None."""
     s_node, t_node = _node(record, "source"), _node(record, "target")
     if src.get("dataset") == "imagefolder" and tgt.get("dataset") == "imagefolder":
@@ -50,7 +52,7 @@ def _same_images(record: dict, src: dict, tgt: dict, shared: list[str]) -> str |
     )
 
 
-def overlap_notes(record: dict, src: dict, tgt: dict) -> tuple[list[str], list[str]]:
+def overlap_notes(record: RunRecord, src: dict, tgt: dict) -> tuple[list[str], list[str]]:
     """(notes, warnings) on the overlap of source and target; a warning means shared images."""
     shared = [c for c in (tgt.get("classes") or []) if c in set(src.get("classes") or [])]
     why = _same_images(record, src, tgt, [str(c) for c in shared])

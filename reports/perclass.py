@@ -1,7 +1,7 @@
 """Per-class accuracy and confusion matrices of the target test split, at chosen budgets.
 
 A mean accuracy hides which classes a regime gets wrong. Each record may carry
-``record["confusion"]`` (counts, rows = true class, columns = predicted, the target test split);
+``record.confusion`` (counts, rows = true class, columns = predicted, the target test split);
 per arm and budget the report shows per-class accuracy (recall: diagonal over row sum) as the
 mean over runs, and the confusion matrix summed over runs. Records without it are left out.
 """
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from common.records import RunRecord
 from reports.collect import budget_order
 from reports.tables import arm_order
 
@@ -27,25 +28,25 @@ def chosen_budgets(runs: pd.DataFrame, asked: list[str] | None = None) -> list[s
     return list(dict.fromkeys([ordered[0], ordered[-1]]))
 
 
-def _matrices(runs: pd.DataFrame, records: list[dict], budget: str) -> dict[str, list]:
+def _matrices(runs: pd.DataFrame, records: list[RunRecord], budget: str) -> dict[str, list]:
     """Arm -> its runs' confusion matrices (numpy) at ``budget``, ok runs that carry one."""
     out: dict[str, list] = {}
     for i, row in enumerate(runs.itertuples()):
-        matrix = records[i].get("confusion")
+        matrix = records[i].confusion
         if row.status == "ok" and row.per_class == budget and matrix:
             out.setdefault(row.arm, []).append(np.asarray(matrix, float))
     return out
 
 
-def _classes(records: list[dict], size: int) -> list[str]:
+def _classes(records: list[RunRecord], size: int) -> list[str]:
     for r in records:
-        names = r.get("classes", {}).get("target", [])
+        names = r.classes.get("target", [])
         if len(names) == size:
             return [str(n) for n in names]
     return [str(i) for i in range(size)]
 
 
-def per_class_table(runs: pd.DataFrame, records: list[dict], budget: str) -> pd.DataFrame:
+def per_class_table(runs: pd.DataFrame, records: list[RunRecord], budget: str) -> pd.DataFrame:
     """Arms x target classes: per-class test accuracy, mean over runs; ``n`` runs per arm."""
     mats = _matrices(runs, records, budget)
     rows = {}
@@ -62,7 +63,7 @@ def per_class_table(runs: pd.DataFrame, records: list[dict], budget: str) -> pd.
     return table.loc[[a for a in order if a in table.index]].round(3)
 
 
-def confusion_figure(runs: pd.DataFrame, records: list[dict], budget: str) -> Figure | None:
+def confusion_figure(runs: pd.DataFrame, records: list[RunRecord], budget: str) -> Figure | None:
     """One heatmap per arm of its confusion matrix summed over runs (rows: true class)."""
     mats = _matrices(runs, records, budget)
     if not mats:

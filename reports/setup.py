@@ -1,9 +1,9 @@
 """The setup header of a report: what was compared, on which data, with which model and seeds.
 
 A reader of a report cannot see the configs; without this header a study on a user's own photos
-reads the same as one on digits. Everything comes from the records: ``record["domains"]``
+reads the same as one on digits. Everything comes from the records: ``record.domains``
 (source, target and stream domains with classes, split sizes and image sizes), the resolved
-config, and ``record["samples"]`` (a strip of preprocessed train images per domain). Older
+config, and ``record.samples`` (a strip of preprocessed train images per domain). Older
 records lack the first and last; the header then says what it cannot know instead of guessing.
 One header per group (``reports.arms``): runs of different groups had different setups.
 """
@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from common.records import RunRecord
 from reports.arms import arm_labels
 from reports.collect import budget_order
 from reports.overlap import overlap_notes
@@ -31,20 +32,21 @@ def _size(size: Any, channels: Any) -> str:
     )
 
 
-def domain_facts(record: dict, role: str) -> dict[str, Any]:
-    """Facts about one domain: ``record["domains"][role]``, else what older records hold."""
-    found = record.get("domains", {}).get(role)
+def domain_facts(record: RunRecord, role: str) -> dict[str, Any]:
+    """Facts about one domain: ``record.domains[role]``, else what older records hold."""
+    found = (record.domains or {}).get(role)
     if found is not None:
         return dict(found)
-    cfg = record.get("config", {})
+    cfg = record.config
     node = cfg.get(NODES.get(role, role), {})
     model = cfg.get("model", {})
-    counts = record.get("classes", {}).get(f"{role}_train_counts")
-    shape = (record.get("samples") or {}).get(role, {}).get("shape")  # [C, H, W] as trained on
+    counts = record.classes.get(f"{role}_train_counts")
+    shape = (record.samples or {}).get(role, {}).get("shape")  # [C, H, W] as trained on
+    names = {"source": record.source, "target": record.target}
     return {
-        "name": record.get(role, node.get("name")),
+        "name": names.get(role, node.get("name")),
         "dataset": node.get("dataset"),
-        "classes": record.get("classes", {}).get(role, []),
+        "classes": record.classes.get(role, []),
         "n_train": sum(counts.values()) if counts else None,
         "n_test": None,
         "n_unlabeled": None,
@@ -81,35 +83,35 @@ def domain_row(role: str, facts: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _domains(record: dict) -> list[tuple[str, dict[str, Any]]]:
+def _domains(record: RunRecord) -> list[tuple[str, dict[str, Any]]]:
     roles = [("source", domain_facts(record, "source")), ("target", domain_facts(record, "target"))]
-    stream = record.get("domains", {}).get("stream", [])
+    stream = (record.domains or {}).get("stream", [])
     return roles + [(f"stream {i + 1}", d) for i, d in enumerate(stream)]
 
 
-def _budgets(records: list[dict]) -> str:
+def _budgets(records: list[RunRecord]) -> str:
     labelled = {}
     for r in records:
-        labelled.setdefault(str(r["budget"]["per_class"]), r["budget"]["n_labelled"])
+        labelled.setdefault(str(r.budget["per_class"]), r.budget["n_labelled"])
     order = pd.Series(list(labelled))
     order = order.iloc[budget_order(order).argsort()]
     return ", ".join(f"{b} per class ({labelled[b]:,} labelled)" for b in order)
 
 
-def _seeds(records: list[dict]) -> str:
-    seeds = sorted({r["seed"] for r in records})
+def _seeds(records: list[RunRecord]) -> str:
+    seeds = sorted({r.seed for r in records})
     text = f"{len(seeds)} seed(s): {', '.join(map(str, seeds))}"
     for key, what in (("subset_seed", "labelled subset"), ("train_seed", "training")):
-        values = sorted({r.get(key, r["seed"]) for r in records})
+        values = sorted({r.seed if getattr(r, key) is None else getattr(r, key) for r in records})
         if values != seeds:
             text += f"; {what} seeds ({key}): {', '.join(map(str, values))}"
     return text
 
 
-def _read(record: dict, node: str) -> bool:
-    if "reads" in record:
-        return node in record["reads"]
-    return f"{node}_hash" in record.get("info", {})  # the run built or loaded that stage
+def _read(record: RunRecord, node: str) -> bool:
+    if record.reads is not None:
+        return node in record.reads
+    return f"{node}_hash" in record.info  # the run built or loaded that stage
 
 
 def _recipe(parts: dict[str, Any]) -> str:
@@ -120,37 +122,37 @@ def _recipe(parts: dict[str, Any]) -> str:
 CONTINUED_ON = {"longer_pretrain": "the source's", "continual_pretrain": "each stream domain's"}
 
 
-def _recipes(records: list[dict]) -> list[str]:
+def _recipes(records: list[RunRecord]) -> list[str]:
     """Each distinct pretraining recipe of the group, with the regimes that used it."""
     found: dict[str, set[str]] = {}
     for r in records:
-        cfg, source = r["config"], domain_facts(r, "source").get("name")
+        cfg, source = r.config, domain_facts(r, "source").get("name")
         if _read(r, "pretrain"):
             p = cfg.get("pretrain", {})
             labels = "with labels" if p.get("objective") == "supervised" else "labels unused"
             what = {"steps": p.get("steps"), "batch": p.get("batch_size"), "lr": p.get("lr")}
             text = f"{p.get('objective')}: {_recipe(what)}, on the source {source} (train split, "
-            found.setdefault(text + f"{labels})", set()).add(r["regime"])
+            found.setdefault(text + f"{labels})", set()).add(r.regime)
         if _read(r, "continued_pretrain"):
             c = cfg.get("continued_pretrain", {})
             what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
             what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
-            on = CONTINUED_ON.get(r["regime"], "the target's")
+            on = CONTINUED_ON.get(r.regime, "the target's")
             text = f"continued SimCLR: {_recipe(what)}, on {on} unlabelled train images"
-            found.setdefault(text, set()).add(r["regime"])
+            found.setdefault(text, set()).add(r.regime)
     return [f"{text} — used by {', '.join(sorted(regs))}" for text, regs in found.items()]
 
 
-def _model(record: dict) -> str:
-    m = record["config"].get("model", {})
+def _model(record: RunRecord) -> str:
+    m = record.config.get("model", {})
     target = domain_facts(record, "target")
     size = _size(target.get("used_size") or m.get("image_size"), target.get("used_channels"))
     checkpoint = f", weights {m['checkpoint']}" if m.get("checkpoint") else ""
-    return f"{record['model']} (input {size}{checkpoint})"
+    return f"{record.model} (input {size}{checkpoint})"
 
 
-def _samples(record: dict) -> list[dict[str, str]]:
-    strips = record.get("samples") or {}
+def _samples(record: RunRecord) -> list[dict[str, str]]:
+    strips = record.samples or {}
     return [
         {"role": role, "name": s.get("name", role), "uri": f"data:image/png;base64,{s['png']}"}
         for role, s in strips.items()
@@ -158,17 +160,17 @@ def _samples(record: dict) -> list[dict[str, str]]:
     ]
 
 
-def header(records: list[dict], group: str = "") -> dict[str, Any]:
+def header(records: list[RunRecord], group: str = "") -> dict[str, Any]:
     """The setup of one group of runs, as text for the template."""
-    first = next((r for r in records if "domains" in r), records[0])
-    shown = next((r for r in records if r.get("samples")), first)
+    first = next((r for r in records if r.domains is not None), records[0])
+    shown = next((r for r in records if r.samples), first)
     notes, warnings = overlap_notes(
         first, domain_facts(first, "source"), domain_facts(first, "target")
     )
     return {
         "group": group,
-        "question": " / ".join(sorted({str(r["config"].get("question", "")) for r in records})),
-        "regimes": ", ".join(sorted({r["regime"] for r in records})),
+        "question": " / ".join(sorted({str(r.config.get("question", "")) for r in records})),
+        "regimes": ", ".join(sorted({r.regime for r in records})),
         "n_runs": len(records),
         "domains": [domain_row(role, facts) for role, facts in _domains(first)],
         "budgets": _budgets(records),
@@ -182,7 +184,7 @@ def header(records: list[dict], group: str = "") -> dict[str, Any]:
     }
 
 
-def headers(records: list[dict]) -> list[dict[str, Any]]:
+def headers(records: list[RunRecord]) -> list[dict[str, Any]]:
     """One :func:`header` per group of ``records`` (one header when nothing but regimes vary)."""
     groups = arm_labels(records)["group"].tolist()
     order = list(dict.fromkeys(groups))

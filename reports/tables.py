@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from common.records import DEFINITIONS
+from common.metrics import HEADLINE, METRICS
+from common.records import RunRecord
 from reports import plots
 from reports.arms import UNSET, flatten, node, reads, stage_nodes
 from reports.collect import budget_order
@@ -77,7 +78,7 @@ def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
                 {
                     "variant": cells["arm"] + " @ per_class=" + cells["per_class"].astype(str),
                     "metric": name,
-                    "definition": DEFINITIONS[metric],
+                    "definition": METRICS[metric].definition,
                     "value": cells[f"{metric}_mean"],
                     "ci_low": cells[f"{metric}_ci_low"],
                     "ci_high": cells[f"{metric}_ci_high"],
@@ -88,11 +89,11 @@ def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables)
 
 
-def _shown(record: dict, key: str, value: object, stages: frozenset[str]) -> str:
+def _shown(record: RunRecord, key: str, value: object, stages: frozenset[str]) -> str:
     """A config value as the table shows it; a stage node the regime does not read is not used."""
     read = reads(record)
     if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
-        return f"\u2014, not used by {record['regime']}"
+        return f"\u2014, not used by {record.regime}"
     return "(not set)" if value is None or value == "null" else str(value)
 
 
@@ -105,13 +106,15 @@ def _merge_not_used(values: set[str]) -> list[str]:
     return used + ([f"\u2014, not used by {', '.join(unused)}"] if unused else [])
 
 
-def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+def config_split(
+    records: list[RunRecord],
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Config keys whose value differs between runs (with the values) and those that don't.
 
     A stage-node key a run's regime does not read shows as "—, not used by <regimes>" (never as
     OmegaConf's ``???``), and does not make the key count as varied.
     """
-    flats = [flatten(r["config"]) for r in records]
+    flats = [flatten(r.config) for r in records]
     keys = sorted({k for f in flats for k in f})
     stages = stage_nodes(records)
     varied, fixed = [], []
@@ -123,13 +126,13 @@ def config_split(records: list[dict]) -> tuple[list[tuple[str, str]], list[tuple
     return varied, fixed
 
 
-def environment(records: list[dict]) -> list[tuple[str, str]]:
+def environment(records: list[RunRecord]) -> list[tuple[str, str]]:
     """Each environment field with every value the runs had."""
-    envs = pd.DataFrame([r["environment"] for r in records]).map(str)
+    envs = pd.DataFrame([r.environment for r in records]).map(str)
     return [(k, ", ".join(sorted(envs[k].unique()))) for k in envs.columns]
 
 
-MAIN_METRICS = ("test/acc", "test/f1_macro", "test/ece", "source/forgetting")
+MAIN_METRICS = HEADLINE  # the registry's metrics for the printed page (common/metrics.py)
 
 
 def main_metrics(summary: pd.DataFrame) -> pd.DataFrame:

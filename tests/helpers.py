@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common.records import SCHEMA_VERSION
+from common.records import SCHEMA_VERSION, RunRecord, write_record
 
 BIN = Path(sys.executable).parent
 
@@ -36,6 +36,16 @@ def run_cli(
     if check:
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
+
+
+def write_dict(path: Path, record: dict) -> None:
+    """Write a record given as its JSON object, through :class:`RunRecord` like every writer."""
+    write_record(path, RunRecord.from_dict(record))
+
+
+def as_records(records: list[dict]) -> list[RunRecord]:
+    """Records given as JSON objects, read the way the report reads them."""
+    return [RunRecord.from_dict(r) for r in records]
 
 
 def _merged(base: dict, extra: dict) -> dict:

@@ -57,10 +57,10 @@ def test_cv_chooses_in_the_grid_from_the_labelled_examples_only(name, compose_cf
 )
 def test_one_shot_uses_the_declared_default(name, override, expected, compose_cfg, tmp_path):
     record = execute(compose_cfg(f"regime={name}", "budget.per_class=1", override), tmp_path)
-    assert record["status"] == "ok", record["error"]
-    assert record["info"]["baseline_selected_by"] == "default"
-    assert record["info"]["baseline_params"] == expected
-    assert set(record["metrics"]) == {"test/acc", "test/f1_macro", "test/ece"}
+    assert record.status == "ok", record.error
+    assert record.info["baseline_selected_by"] == "default"
+    assert record.info["baseline_params"] == expected
+    assert set(record.metrics) == {"test/acc", "test/f1_macro", "test/ece"}
 
 
 def test_knn_never_asks_for_more_neighbours_than_examples_per_class():

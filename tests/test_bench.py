@@ -4,9 +4,9 @@ import json
 
 import pandas as pd
 import pytest
+from helpers import synthetic_record, write_dict
 
 from benchmarks.bench import _executions, main
-from common.records import write_record
 from reports.aggregate import with_costs
 
 KEYS = {
@@ -40,7 +40,8 @@ def test_executions_count_builds_against_distinct_keys(tmp_path):
         {},
     ]
     for i, info in enumerate(infos):
-        write_record(tmp_path / str(i) / "record.json", {"info": info})
+        record = synthetic_record("finetune", 1, i, 0.5, info=info)
+        write_dict(tmp_path / str(i) / "record.json", record)
     assert _executions(tmp_path) == {
         "pretrain_executions": 2,
         "pretrain_configs": 2,

@@ -13,9 +13,8 @@ import re
 import subprocess
 
 import pytest
-from helpers import synthetic_record
+from helpers import synthetic_record, write_dict
 
-from common.records import write_record
 from reports.build import build_report
 from reports.pdf import HEADLESS, browser
 
@@ -46,7 +45,7 @@ def report(tmp_path):
         for seed, acc in enumerate(values):
             forgetting = 0.02 if regime == "finetune" else None
             record = synthetic_record(regime, k, seed, acc, forgetting=forgetting)
-            write_record(tmp_path / "sweep" / f"{regime}{k}{seed}" / "record.json", record)
+            write_dict(tmp_path / "sweep" / f"{regime}{k}{seed}" / "record.json", record)
     return build_report([tmp_path / "sweep"], tmp_path / "report").parent
 
 

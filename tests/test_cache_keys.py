@@ -13,7 +13,7 @@ from helpers import write_image_tree
 from benchmarks import keys
 from benchmarks.run import _context
 from benchmarks.stages import domain
-from common.cache import stable_hash
+from common.cache import CACHE_VERSION, stable_hash, versioned
 from lightning_modules.datasets import load
 from lightning_modules.domains import build_domain
 
@@ -150,8 +150,8 @@ def test_stream_start_key_misses_on_every_input(change, compose_cfg):
 def test_fractaldb_key_misses_on_every_parameter(tmp_path):
     params = {"categories": 4, "instances": 8, "size": 16, "points": 600, "threshold": 0.05}
     params["seed"] = 0
-    base = stable_hash(keys.versioned("fractaldb", params=params))
+    base = stable_hash(versioned("fractaldb", params=params))
     for name in params:
         other = params | {name: params[name] + 1}
-        assert stable_hash(keys.versioned("fractaldb", params=other)) != base, name
-    assert keys.versioned("fractaldb", params=params)["version"] == keys.CACHE_VERSION
+        assert stable_hash(versioned("fractaldb", params=other)) != base, name
+    assert versioned("fractaldb", params=params)["version"] == CACHE_VERSION

@@ -6,10 +6,9 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from helpers import synthetic_record
+from helpers import as_records, synthetic_record, write_dict
 from scipy import stats
 
-from common.records import write_record
 from reports.build import build_report
 from reports.efficiency import FLAT_TEXT, data_efficiency, efficiency_table
 
@@ -70,7 +69,7 @@ def report(tmp_path):
                 rec = synthetic_record(regime, int(k), seed, acc)
                 rec["config"]["comparisons"] = COMPARISONS
                 rec["subset_seed"] = rec["train_seed"] = seed
-                write_record(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
+                write_dict(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
     return build_report([tmp_path / "s"], tmp_path / "report").parent
 
 
@@ -161,7 +160,7 @@ def test_a_crossed_design_gets_its_variance_split_in_the_report(tmp_path):
             acc = 0.5 + 0.1 * s + 0.01 * t
             rec = synthetic_record("scratch", 5, 3 * s + t, acc)
             rec["subset_seed"], rec["train_seed"] = s, t
-            write_record(tmp_path / "s" / f"{s}-{t}" / "record.json", rec)
+            write_dict(tmp_path / "s" / f"{s}-{t}" / "record.json", rec)
     out = build_report([tmp_path / "s"], tmp_path / "report").parent
     runs = pd.read_csv(out / "runs.csv")
     assert sorted(set(zip(runs["subset_seed"], runs["train_seed"], strict=True))) == [
@@ -185,7 +184,7 @@ def test_the_family_is_declared_or_derived_and_compares_within_group_and_variant
         ("finetune · m=b", "finetune", "", "m=b"),  # no reference in its group
     ]
     runs = pd.DataFrame(arms, columns=["arm", "regime", "variant", "group"])
-    spec = declared([{"config": {}}], set(runs["regime"]))
+    spec = declared(as_records([synthetic_record("scratch", 1, 0, 0.5)]), set(runs["regime"]))
     assert spec == {"references": ["pixels", "scratch"], "pretrained": ["finetune"], "pairs": []}
     found = {(c.a, c.b) for c in comparisons(runs, spec)}
     assert found == {
@@ -196,7 +195,10 @@ def test_the_family_is_declared_or_derived_and_compares_within_group_and_variant
     }
     one = {"references": ["scratch"], "pretrained": ["finetune"], "pairs": [["lp_ft", "finetune"]]}
     two = {"references": ["pixels"], "pretrained": [], "pairs": [["lp_ft", "finetune"]]}
-    union = declared([{"config": {"comparisons": c}} for c in (one, two)], set())
+    declaring = [
+        synthetic_record("scratch", 1, 0, 0.5, config={"comparisons": c}) for c in (one, two)
+    ]
+    union = declared(as_records(declaring), set())
     assert union == {
         "references": ["scratch", "pixels"],
         "pretrained": ["finetune"],
@@ -234,7 +236,7 @@ def test_the_forgetting_family_leaves_out_a_frozen_backbone(tmp_path):
                     rec["metrics"]["source/forgetting"] = moved
                 rec["config"]["comparisons"] = COMPARISONS
                 rec["subset_seed"] = rec["train_seed"] = seed
-                write_record(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
+                write_dict(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
     out = build_report([tmp_path / "s"], tmp_path / "report").parent
     rows = pd.read_csv(out / "findings.csv", keep_default_na=False)
     forgetting = rows[rows["family"].str.startswith("forgetting")]

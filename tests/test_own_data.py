@@ -41,14 +41,14 @@ def test_the_record_states_native_and_used_size_and_channels(compose_cfg, tmp_pa
         "data=imagefolder", f"data.root={tree}", "regime=pixels", "budget.per_class=2"
     )
     record = execute(cfg, tmp_path / "run")
-    assert record["status"] == "ok", record["error"]
-    target, source = record["domains"]["target"], record["domains"]["source"]
+    assert record.status == "ok", record.error
+    target, source = record.domains["target"], record.domains["source"]
     assert (target["native_size"], target["native_channels"]) == ([24, 24], 3)
     assert (target["used_size"], target["used_channels"]) == ([16, 16], 3)  # test_resnet: 16 px
     assert target["classes"] == ["ants", "bees"] and target["dataset"] == "imagefolder"
     assert (target["n_train"], target["n_test"], target["n_unlabeled"]) == (8, 4, 0)
     assert target["name"] == "imagefolder" and target["transform"] == "none"
     assert source["name"] == "own_images" and source["n_train"] == 8
-    digits = execute(compose_cfg("regime=pixels"), tmp_path / "digits")["domains"]["source"]
+    digits = execute(compose_cfg("regime=pixels"), tmp_path / "digits").domains["source"]
     assert (digits["native_size"], digits["native_channels"]) == ([8, 8], 1)
     assert (digits["used_size"], digits["used_channels"]) == ([16, 16], 1)

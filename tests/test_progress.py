@@ -1,6 +1,7 @@
 """The sweep's progress line: counts, and a time left that one-off builds do not inflate."""
 
 import pytest
+from helpers import as_records, synthetic_record
 
 from benchmarks import progress
 
@@ -53,10 +54,13 @@ def test_oneoff_seconds_is_the_build_time_no_cache_hit_saved():
             "train_flops": 1e9,
         }
     }
+    [built, reused, both, none] = as_records(
+        [synthetic_record("finetune", 1, 0, 0.5, **c) for c in (built, reused, both, {})]
+    )
     assert progress.oneoff_seconds(built) == 30.0
     assert progress.oneoff_seconds(reused) == 0.0
     assert progress.oneoff_seconds(both) == 12.0
-    assert progress.oneoff_seconds({"compute": {}}) == 0.0
+    assert progress.oneoff_seconds(none) == 0.0
 
 
 def test_before_any_timed_run_the_overall_rate_of_ended_jobs_is_used(tmp_path):

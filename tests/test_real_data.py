@@ -96,8 +96,8 @@ def test_timm_checkpoint_from_a_local_file(compose_cfg, tmp_path):
         "pretrain=timm", f"model.checkpoint={tmp_path / 'w.pt'}", "regime=linear_probe"
     )
     record = execute(cfg, tmp_path / "run")
-    assert record["status"] == "ok" and record["info"]["pretrain_cached"] is False
-    assert record["compute"]["pretrain_samples"] == 0  # weights were loaded, not trained
+    assert record.status == "ok" and record.info["pretrain_cached"] is False
+    assert record.compute["pretrain_samples"] == 0  # weights were loaded, not trained
 
 
 def test_checkpoint_that_does_not_fit_names_the_first_tensor(tmp_path):
@@ -148,8 +148,8 @@ def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
             tmp_path / f"s_{regime}",
         )
         want = execute(compose_cfg(*base, f"regime={regime}"), tmp_path / f"m_{regime}")
-        assert got["status"] == "ok", got["error"]
-        assert got["metrics"]["test/acc"] == want["metrics"]["test/acc"], regime
+        assert got.status == "ok", got.error
+        assert got.metrics["test/acc"] == want.metrics["test/acc"], regime
 
 
 @pytest.mark.parametrize(
@@ -186,10 +186,10 @@ def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_c
     tree = write_image_tree(tmp_path / "rgb", size=24, rgb=True)
     folder = ["data=imagefolder", f"data.root={tree}", "data@source=digits", "budget.per_class=2"]
     first = execute(compose_cfg(*folder, "regime=finetune"), tmp_path / "rgb_run")
-    assert first["status"] == "ok", first["error"]
+    assert first.status == "ok", first.error
     second = execute(compose_cfg("regime=finetune"), tmp_path / "digits_run")
-    assert second["status"] == "ok", second["error"]  # was: size mismatch for conv1
-    assert second["info"]["pretrain_cached"] is False
+    assert second.status == "ok", second.error  # was: size mismatch for conv1
+    assert second.info["pretrain_cached"] is False
 
 
 @pytest.mark.parametrize(

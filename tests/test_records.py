@@ -1,25 +1,35 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+from helpers import TINY_STEPS, run_cli, synthetic_record
 
 from benchmarks.run import config_hash
 from common.cache import cached, stable_hash
-from common.records import read_record, write_record
+from common.records import SCHEMA_VERSION, RunRecord, read_record, write_record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rec(**fields) -> RunRecord:
+    return RunRecord.from_dict(synthetic_record("scratch", 1, 0, 0.5, **fields))
 
 
 def test_write_is_atomic_and_readable(tmp_path):
     path = tmp_path / "run" / "record.json"
-    write_record(path, {"schema_version": 1, "status": "ok", "metrics": {"test/acc": 0.5}})
-    assert read_record(path)["metrics"]["test/acc"] == 0.5
+    write_record(path, _rec())
+    assert read_record(path).metrics["test/acc"] == 0.5
     assert [p.name for p in path.parent.iterdir()] == ["record.json"]
 
 
 def test_failed_write_leaves_old_record(tmp_path):
     path = tmp_path / "record.json"
-    write_record(path, {"schema_version": 1, "status": "ok"})
+    write_record(path, _rec())
     with pytest.raises(TypeError):
-        write_record(path, {"schema_version": 1, "status": "ok", "bad": object()})
-    assert read_record(path)["status"] == "ok"
+        write_record(path, _rec(bad=object()))
+    assert read_record(path).status == "ok"
     assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
 
 
@@ -28,6 +38,63 @@ def test_read_rejects_foreign_json(tmp_path):
     path.write_text(json.dumps({"hello": 1}))
     with pytest.raises(ValueError, match="not a regimebench record"):
         read_record(path)
+
+
+def test_round_trip_keeps_every_key_and_unknown_ones(tmp_path):
+    data = synthetic_record("finetune", 5, 2, 0.75, forgetting=0.1, from_a_fork={"x": [1, 2]})
+    record = RunRecord.from_dict(data)
+    assert record.extra == {"from_a_fork": {"x": [1, 2]}}
+    assert record.subset_seed is None and record.reads is None  # not in this older record
+    write_record(tmp_path / "record.json", record)
+    again = read_record(tmp_path / "record.json")
+    assert again == record
+    assert json.loads(again.to_json()) == json.loads(record.to_json())
+    assert set(json.loads(record.to_json())) >= set(data)
+
+
+def test_version_1_is_upgraded_and_a_newer_one_refused(tmp_path):
+    old = synthetic_record("finetune", 1, 0, 0.5, forgetting=0.1) | {"schema_version": 1}
+    old.pop("definitions", None)
+    upgraded = RunRecord.from_json(json.dumps(old))
+    assert upgraded.schema_version == SCHEMA_VERSION
+    assert set(upgraded.definitions) == set(old["metrics"])
+    with pytest.raises(ValueError, match="schema_version 3 is not one"):
+        RunRecord.from_dict(old | {"schema_version": SCHEMA_VERSION + 1})
+    edited = dict(old)
+    del edited["config"]
+    with pytest.raises(KeyError, match="record lacks config"):
+        RunRecord.from_dict(edited)
+
+
+_READ_WITHOUT_TORCH = """
+import sys
+from pathlib import Path
+from common.records import finished_record, read_record
+import reports.build, reports.collect, reports.tables
+record = read_record(Path(sys.argv[1]))
+assert finished_record(Path(sys.argv[1])) == record and record.metrics["test/acc"] >= 0
+runs, records, bad = reports.collect.collect([Path(sys.argv[1]).parent])
+varied, fixed = reports.tables.config_split(records)
+assert bad == [] and len(runs) == 1 and fixed, (bad, runs)
+heavy = sorted(m for m in ("torch", "lightning", "timm", "benchmarks") if m in sys.modules)
+print("loaded:", heavy)
+"""
+
+
+@pytest.mark.slow
+def test_reading_a_real_record_does_not_import_torch(tmp_path):
+    """A record written by a real tiny run is read, collected and tabled without torch."""
+    run_cli(["regime=scratch", "budget.per_class=1", *TINY_STEPS, "hydra.run.dir=run"], tmp_path)
+    path = tmp_path / "run" / "record.json"
+    assert read_record(path).ok
+    proc = subprocess.run(
+        [sys.executable, "-c", _READ_WITHOUT_TORCH, str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "loaded: []"
 
 
 def test_config_hash_tracks_what_determines_a_run(compose_cfg, tmp_path):

@@ -9,6 +9,7 @@ from benchmarks.config import ConfigError
 from benchmarks.regimes import REGIMES
 from benchmarks.run import _context, execute
 from benchmarks.stages import pretrained_backbone
+from common.records import read_record
 
 PRETRAINED = ("finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain")
 
@@ -17,10 +18,10 @@ PRETRAINED = ("finetune", "lp_ft", "linear_probe", "incremental_pretrain", "long
 def test_regime_writes_an_ok_record(regime, compose_cfg, tmp_path):
     cfg = compose_cfg(f"regime={regime}", "budget.per_class=2")
     record = execute(cfg, tmp_path / regime)
-    assert record["status"] == "ok", record["error"]
-    m = record["metrics"]
+    assert record.status == "ok", record.error
+    m = record.metrics
     assert 0 <= m["test/acc"] <= 1 and 0 <= m["test/ece"] <= 1
-    assert record["budget"]["n_labelled"] == 2 * len(record["classes"]["target"])
+    assert record.budget["n_labelled"] == 2 * len(record.classes["target"])
     assert (tmp_path / regime / "record.json").exists()
     pretrained = regime in PRETRAINED
     assert ("source/forgetting" in m) == pretrained
@@ -40,10 +41,10 @@ def test_rerun_skips_a_finished_run(compose_cfg, tmp_path):
 def test_pretraining_is_cached_across_regimes_and_budgets(compose_cfg, tmp_path):
     first = execute(compose_cfg("regime=finetune", "budget.per_class=1"), tmp_path / "a")
     second = execute(compose_cfg("regime=linear_probe", "budget.per_class=5"), tmp_path / "b")
-    assert first["info"]["pretrain_cached"] is False
-    assert second["info"]["pretrain_cached"] is True
-    assert first["info"]["pretrain_hash"] == second["info"]["pretrain_hash"]
-    assert first["metrics"]["source/acc_before"] == second["metrics"]["source/acc_before"]
+    assert first.info["pretrain_cached"] is False
+    assert second.info["pretrain_cached"] is True
+    assert first.info["pretrain_hash"] == second.info["pretrain_hash"]
+    assert first.metrics["source/acc_before"] == second.metrics["source/acc_before"]
 
 
 def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
@@ -97,9 +98,9 @@ def test_bad_values_stop_before_anything_is_written(override, match, compose_cfg
 
 def test_diverged_run_is_a_failed_record_not_a_crash(compose_cfg, tmp_path):
     record = execute(compose_cfg("regime=scratch", "train.lr=1e12", "train.steps=6"), tmp_path)
-    assert record["status"] == "failed"
-    assert "NonFiniteLossError: train/loss became" in record["error"]
-    assert record["metrics"] == {}
+    assert record.status == "failed"
+    assert "NonFiniteLossError: train/loss became" in record.error
+    assert record.metrics == {}
     assert (tmp_path / "record.json").exists()
 
 
@@ -107,16 +108,16 @@ def test_supervised_source_keeps_its_head_for_head_retained_forgetting(compose_c
     cfg = compose_cfg(
         "regime=finetune", "pretrain=supervised", "pretrain.steps=40", "train.steps=20"
     )
-    m = execute(cfg, tmp_path / "sup")["metrics"]
+    m = execute(cfg, tmp_path / "sup").metrics
     assert m["source/head_forgetting"] == pytest.approx(
         m["source/head_acc_before"] - m["source/head_acc_after"]
     )
     assert m["source/head_acc_before"] > 0.3  # 10 source classes: the head really was trained
     # fine-tuning on digits 5-9 rewrites features the 0-9 head relied on
     assert m["source/head_acc_after"] != m["source/head_acc_before"]
-    record = json.loads((tmp_path / "sup" / "record.json").read_text())
-    assert "head-retained" in record["definitions"]["source/head_forgetting"]
-    simclr = execute(compose_cfg("regime=finetune"), tmp_path / "ssl")["metrics"]
+    record = read_record(tmp_path / "sup" / "record.json")
+    assert "head-retained" in record.definitions["source/head_forgetting"]
+    simclr = execute(compose_cfg("regime=finetune"), tmp_path / "ssl").metrics
     assert "source/head_forgetting" not in simclr  # no source head exists
 
 
@@ -165,23 +166,23 @@ def test_longer_pretrain_continues_on_the_source_like_incremental_on_the_target(
     for node in ("continued_pretrain", "train", "pretrain"):  # the same compute, the same recipe
         assert inc_cfg[node] == lon_cfg[node]
     inc, lon = execute(inc_cfg, tmp_path / "inc"), execute(lon_cfg, tmp_path / "lon")
-    assert lon["status"] == "ok", lon["error"]
-    assert inc["info"]["pretrain_hash"] == lon["info"]["pretrain_hash"]
-    assert inc["info"]["continued_pretrain_hash"] != lon["info"]["continued_pretrain_hash"]
-    entry = tmp_path / "cache" / "continued" / lon["info"]["continued_pretrain_hash"]
+    assert lon.status == "ok", lon.error
+    assert inc.info["pretrain_hash"] == lon.info["pretrain_hash"]
+    assert inc.info["continued_pretrain_hash"] != lon.info["continued_pretrain_hash"]
+    entry = tmp_path / "cache" / "continued" / lon.info["continued_pretrain_hash"]
     key = json.loads((entry / "meta.json").read_text())["key"]
-    source = {k: v for k, v in lon["config"]["source"].items() if k != "name"}
+    source = {k: v for k, v in lon.config["source"].items() if k != "name"}
     assert key["target"]["spec"] == source  # SimCLR ran on the source's images
-    assert key["target"]["loaded"]["classes"] == lon["classes"]["source"]
-    assert key["continued"]["steps"] == inc["config"]["continued_pretrain"]["steps"]
+    assert key["target"]["loaded"]["classes"] == lon.classes["source"]
+    assert key["continued"]["steps"] == inc.config["continued_pretrain"]["steps"]
     samples = "continued_pretrain_samples"
-    assert lon["compute"][samples] == inc["compute"][samples]
+    assert lon.compute[samples] == inc.compute[samples]
 
 
 def test_the_probe_records_how_its_l2_was_chosen(compose_cfg, tmp_path):
-    one = execute(compose_cfg("regime=pixels", "budget.per_class=1"), tmp_path / "one")["info"]
+    one = execute(compose_cfg("regime=pixels", "budget.per_class=1"), tmp_path / "one").info
     assert one["probe_l2_selected_by"] == "default" and one["probe_l2_at_edge"] is False
     cfg = compose_cfg("regime=pixels", "budget.per_class=5", "probe.l2_grid=[1e3,1e4]")
-    edge = execute(cfg, tmp_path / "edge")["info"]  # two values: any choice is an edge
+    edge = execute(cfg, tmp_path / "edge").info  # two values: any choice is an edge
     assert edge["probe_l2_selected_by"] == "cv" and edge["probe_l2_at_edge"] is True
     assert edge["probe_l2"] in (1e3, 1e4)

@@ -1,13 +1,12 @@
 """Reports never pool different experiments: groups, variants, arms and refused duplicates."""
 
-import json
 import shutil
 
 import pandas as pd
 import pytest
-from helpers import synthetic_record
+from helpers import as_records, synthetic_record, write_dict
 
-from common.records import write_record
+from common.records import read_record
 from reports.__main__ import main as report_main
 from reports.aggregate import summarize
 from reports.arms import arm_labels
@@ -25,7 +24,7 @@ def _sweep(folder, acc_of, config=None, regimes=("scratch", "finetune"), seeds=(
         for k in (1, 5):
             for seed in seeds:
                 rec = synthetic_record(regime, k, seed, acc_of(regime, k, seed), config=config)
-                write_record(folder / f"{regime}-{k}-{seed}" / "record.json", rec | fields)
+                write_dict(folder / f"{regime}-{k}-{seed}" / "record.json", rec | fields)
     return folder
 
 
@@ -93,7 +92,7 @@ def test_duplicate_records_are_refused_in_one_line(tmp_path, capsys):
 def test_a_failed_rerun_is_not_a_duplicate(tmp_path):
     a = _sweep(tmp_path / "a", lambda r, k, s: 0.6)
     bad = synthetic_record("scratch", 1, 0, float("nan"), status="failed")
-    write_record(tmp_path / "a" / "again" / "record.json", bad)
+    write_dict(tmp_path / "a" / "again" / "record.json", bad)
     runs, _, _ = collect([a])
     assert len(runs) == 9
 
@@ -107,7 +106,7 @@ def test_stage_keys_vary_per_regime_and_unread_nodes_do_not(tmp_path):
                 if steps == 50 and regime == "scratch":
                     continue
                 rec = synthetic_record(regime, 1, seed, 0.5, config=config, reads=reads[regime])
-                write_record(tmp_path / "s" / f"{regime}{steps}{seed}" / "record.json", rec)
+                write_dict(tmp_path / "s" / f"{regime}{steps}{seed}" / "record.json", rec)
     runs, records, _ = collect([tmp_path / "s"])
     assert set(runs["arm"]) == {
         "scratch",
@@ -124,7 +123,7 @@ def test_unset_stage_nodes_show_as_not_used(tmp_path):
     for regime, continued in (("scratch", "???"), ("incremental_pretrain", 200)):
         config = {"continued_pretrain": {"steps": continued}}
         rec = synthetic_record(regime, 1, 0, 0.5, config=config)
-        write_record(tmp_path / "s" / regime / "record.json", rec)
+        write_dict(tmp_path / "s" / regime / "record.json", rec)
     _, records, _ = collect([tmp_path / "s"])
     labels = arm_labels(records)
     assert list(labels["arm"]) == ["incremental_pretrain", "scratch"]  # sorted by folder
@@ -137,7 +136,7 @@ def test_unset_stage_nodes_show_as_not_used(tmp_path):
 def test_old_records_borrow_what_a_regime_reads_from_new_ones():
     old = synthetic_record("scratch", 1, 0, 0.5, config={"pretrain": {"steps": 400}})
     new = synthetic_record("scratch", 1, 1, 0.5, config={"pretrain": {"steps": 5}}, reads=["train"])
-    assert list(arm_labels([old, new])["arm"]) == ["scratch", "scratch"]
+    assert list(arm_labels(as_records([old, new]))["arm"]) == ["scratch", "scratch"]
 
 
 def test_a_regime_s_own_node_is_a_stage_node_not_a_group(tmp_path):
@@ -150,8 +149,8 @@ def test_a_regime_s_own_node_is_a_stage_node_not_a_group(tmp_path):
             )
             rec = synthetic_record(regime, 5, seed, 0.8, config=own)
             rec["reads"] = ["svm"] if regime == "svm" else ["train"]
-            write_record(folder / f"{regime}-{seed}" / "record.json", rec)
+            write_dict(folder / f"{regime}-{seed}" / "record.json", rec)
     runs, _, _ = collect([folder])
     assert set(runs["group"]) == {""} and set(runs["arm"]) == {"svm", "scratch"}
-    varied, fixed = config_split([json.loads(p.read_text()) for p in folder.rglob("record.json")])
+    varied, fixed = config_split([read_record(p) for p in folder.rglob("record.json")])
     assert ("svm.c_grid", "[1.0, 10.0]; \u2014, not used by scratch") in fixed

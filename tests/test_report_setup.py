@@ -8,11 +8,10 @@ import subprocess
 
 import pytest
 import torch
-from helpers import synthetic_record
+from helpers import as_records, synthetic_record, write_dict
 from PIL import Image
 
 from benchmarks.samples import pick, png_strip
-from common.records import write_record
 from lightning_modules.metrics import confusion_matrix
 from reports.build import build_report
 from reports.setup import headers
@@ -66,7 +65,7 @@ def _records(source_transform="none", **extra):
 
 
 def test_header_lists_the_setup_of_a_tiny_sweep():
-    [head] = headers(_records())
+    [head] = headers(as_records(_records()))
     target = next(d for d in head["domains"] if d["role"] == "target")
     assert target["classes"] == "5: 5, 6, 7, 8, 9"
     assert (target["n_train"], target["n_test"], target["n_unlabeled"]) == ("630", "270", "0")
@@ -87,7 +86,7 @@ def test_header_lists_the_setup_of_a_tiny_sweep():
 
 
 def test_no_warning_when_the_source_images_are_transformed():
-    [head] = headers(_records(source_transform="rot90"))
+    [head] = headers(as_records(_records(source_transform="rot90")))
     assert head["warnings"] == []
     assert "different transforms" in head["overlap"][0]
 
@@ -101,13 +100,13 @@ def test_image_folder_source_with_the_targets_root_warns():
             "target": _domain("mine", ["cat", "dog"], "imagefolder"),
         }
         r["config"] |= {"source": config, "data": config}
-    [head] = headers(recs)
+    [head] = headers(as_records(recs))
     assert "both read the image folder /data/photos" in head["warnings"][0]
 
 
 def test_old_records_fall_back_to_classes_and_config():
     rec = synthetic_record("scratch", 1, 0, 0.5)
-    [head] = headers([rec])
+    [head] = headers(as_records([rec]))
     target = next(d for d in head["domains"] if d["role"] == "target")
     assert target["classes"] == "5: 5, 6, 7, 8, 9" and target["n_test"] == "not recorded"
 
@@ -135,7 +134,7 @@ def test_pdf_is_the_report_with_findings_and_tables(tmp_path, monkeypatch, rende
     if renderer == "matplotlib":
         monkeypatch.setenv("REGIMEBENCH_PDF", "matplotlib")
     for i, rec in enumerate(_records()):
-        write_record(tmp_path / "s" / str(i) / "record.json", rec)
+        write_dict(tmp_path / "s" / str(i) / "record.json", rec)
     index = build_report([tmp_path / "s"], tmp_path / "r")
     pdf = index.parent / "report.pdf"
     assert pdf.read_bytes().startswith(b"%PDF") and _pages(pdf) > 1
@@ -149,7 +148,7 @@ def test_pdf_is_the_report_with_findings_and_tables(tmp_path, monkeypatch, rende
 
 def test_per_class_accuracy_and_confusion_from_records(tmp_path):
     for i, rec in enumerate(_records()):
-        write_record(tmp_path / "s" / str(i) / "record.json", rec)
+        write_dict(tmp_path / "s" / str(i) / "record.json", rec)
     index = build_report([tmp_path / "s"], tmp_path / "r", confusion_budgets=["5"])
     page = index.read_text()
     assert "At 5 per class" in page and "At 1 per class" not in page

@@ -1,11 +1,14 @@
 """The report on synthetic records with known values: aggregation, files, escaping, errors."""
 
+import json
+
 import pandas as pd
 import pytest
 from helpers import synthetic_record as _record
+from helpers import write_dict
 from scipy import stats
 
-from common.records import SCHEMA_VERSION, write_record
+from common.records import SCHEMA_VERSION
 from reports.__main__ import main as report_main
 from reports.aggregate import summarize
 from reports.build import build_report
@@ -24,11 +27,11 @@ def sweep(tmp_path):
     for (regime, k), values in accs.items():
         for seed, acc in enumerate(values):
             fg = 0.1 * seed if regime == "finetune" else None
-            write_record(
+            write_dict(
                 tmp_path / "sweep" / f"{regime}-{k}-{seed}" / "record.json",
                 _record(regime, k, seed, acc, forgetting=fg),
             )
-    write_record(
+    write_dict(
         tmp_path / "sweep" / "scratch-1-9" / "record.json",
         _record("scratch", 1, 9, float("nan"), status="failed"),
     )
@@ -81,7 +84,7 @@ def test_report_files_hold_the_numbers(sweep, tmp_path):
 
 
 def test_html_escapes_names_from_records(tmp_path):
-    write_record(
+    write_dict(
         tmp_path / "s" / "a" / "record.json",
         _record("scratch", 1, 0, 0.5, name="<script>alert(1)</script>"),
     )
@@ -115,19 +118,23 @@ def test_missing_folder_is_named_and_nothing_is_created(tmp_path, capsys):
     assert not missing.exists()
 
 
+def _raw(path, data):
+    """A file as an older, newer or hand-edited regimebench left it (not through RunRecord)."""
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(data))
+
+
 def test_two_schema_versions_and_bad_records_report_what_is_readable(tmp_path, capsys):
     sweep = tmp_path / "s"
     old = _record("scratch", 1, 0, 0.5) | {"schema_version": 1}
     old.pop("definitions", None)
-    write_record(sweep / "v1" / "record.json", old)
+    _raw(sweep / "v1" / "record.json", old)
     new = _record("scratch", 1, 1, 0.7, forgetting=0.02)
-    write_record(sweep / "v2" / "record.json", new)
-    write_record(
-        sweep / "future" / "record.json", _record("scratch", 1, 2, 0.6) | {"schema_version": 99}
-    )
+    write_dict(sweep / "v2" / "record.json", new)
+    _raw(sweep / "future" / "record.json", _record("scratch", 1, 2, 0.6) | {"schema_version": 99})
     edited = _record("scratch", 1, 3, 0.6)
     del edited["budget"]  # a hand edit that removed a key the report needs
-    write_record(sweep / "edited" / "record.json", edited)
+    _raw(sweep / "edited" / "record.json", edited)
     (sweep / "truncated").mkdir()
     (sweep / "truncated" / "record.json").write_text('{"schema_version": 2, "status": "o')
 
@@ -140,5 +147,5 @@ def test_two_schema_versions_and_bad_records_report_what_is_readable(tmp_path, c
     runs = pd.read_csv(sweep / "report" / "runs.csv")
     assert sorted(runs["seed"]) == [0, 1]
     _, records, _ = collect([sweep])
-    v1 = next(r for r in records if r["seed"] == 0)
-    assert v1["schema_version"] == SCHEMA_VERSION and "test/acc" in v1["definitions"]
+    v1 = next(r for r in records if r.seed == 0)
+    assert v1.schema_version == SCHEMA_VERSION and "test/acc" in v1.definitions

@@ -13,8 +13,8 @@ def test_train_seed_keeps_the_subset_and_changes_training(compose_cfg, tmp_path)
     a, b = (compose_cfg("regime=finetune", SMALL_GRID, f"train_seed={s}") for s in (0, 1))
     assert torch.equal(_context(a).labelled, _context(b).labelled)
     ra, rb = execute(a, tmp_path / "a"), execute(b, tmp_path / "b")
-    assert ra["info"]["pretrain_hash"] != rb["info"]["pretrain_hash"]  # pretraining re-seeded
-    assert ra["metrics"]["test/ece"] != rb["metrics"]["test/ece"]
+    assert ra.info["pretrain_hash"] != rb.info["pretrain_hash"]  # pretraining re-seeded
+    assert ra.metrics["test/ece"] != rb.metrics["test/ece"]
     assert (ra["subset_seed"], ra["train_seed"]) == (0, 0)
     assert (rb["subset_seed"], rb["train_seed"]) == (0, 1)
 
@@ -23,9 +23,9 @@ def test_subset_seed_changes_the_subset_and_reuses_the_pretraining(compose_cfg, 
     a, b = (compose_cfg("regime=linear_probe", SMALL_GRID, f"subset_seed={s}") for s in (0, 1))
     assert not torch.equal(_context(a).labelled, _context(b).labelled)
     ra, rb = execute(a, tmp_path / "a"), execute(b, tmp_path / "b")
-    assert ra["info"]["pretrain_cached"] is False
-    assert rb["info"]["pretrain_cached"] is True  # one pretraining per train seed
-    assert ra["info"]["pretrain_hash"] == rb["info"]["pretrain_hash"]
+    assert ra.info["pretrain_cached"] is False
+    assert rb.info["pretrain_cached"] is True  # one pretraining per train seed
+    assert ra.info["pretrain_hash"] == rb.info["pretrain_hash"]
     assert ra["config_hash"] != rb["config_hash"]
 
 
@@ -35,7 +35,7 @@ def test_seed_is_shorthand_for_both(compose_cfg, tmp_path):
     assert (short.subset_seed, short.train_seed) == (3, 3)
     assert config_hash(short) == config_hash(both)
     rs, rb = execute(short, tmp_path / "s"), execute(both, tmp_path / "b")
-    assert rs["metrics"] == rb["metrics"]
+    assert rs.metrics == rb.metrics
     assert (rs["seed"], rs["subset_seed"], rs["train_seed"]) == (3, 3, 3)
 
 

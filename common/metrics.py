@@ -1,0 +1,151 @@
+"""The one registry of metrics: name, definition, which way is better, and the range.
+
+Every number a run record holds under ``metrics`` is named here. The record stores the
+definitions of the metrics it holds (:func:`definitions_for`); the report aggregates the
+``per_cell`` ones and shows the ``headline`` ones on the printed page, clipping intervals to
+:attr:`Metric.range`; the golden check pins the ``pinned`` ones; the findings clip a paired
+difference to :func:`difference_range`. A new metric is one entry here, nowhere else.
+
+``R/i/j`` and ``b/j`` name families (``R/1/2``, ``b/0``): :func:`lookup` resolves a member.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a run record.
+
+    Attributes:
+        name: the record's key (``"{stage}/{metric}"``), also the report's column name.
+        definition: what it measures, in words a reader of the report needs.
+        higher_is_better: which way "best" is.
+        range: the values it can take; intervals of its mean are clipped to it.
+        per_cell: the report aggregates it per arm x budget (mean, std, interval).
+        headline: on the printed page's main table.
+        pinned: the golden check compares it with the golden file.
+        prefix: for a family of metrics (``R/i/j``), the prefix its members share.
+    """
+
+    name: str
+    definition: str
+    higher_is_better: bool
+    range: tuple[float, float]
+    per_cell: bool = True
+    headline: bool = False
+    pinned: bool = False
+    prefix: str | None = None
+
+
+_RATE = (0.0, 1.0)
+# Forgetting is before - after of two accuracies: a gain of source skill is negative.
+_CHANGE = (-1.0, 1.0)
+
+_ALL = (
+    Metric(
+        "test/acc",
+        "target test-split top-1 accuracy of the regime's classifier",
+        True, _RATE, headline=True, pinned=True,
+    ),
+    Metric(
+        "test/f1_macro",
+        "target test-split F1, unweighted mean over classes",
+        True, _RATE, headline=True, pinned=True,
+    ),
+    Metric(
+        "test/ece",
+        "target test-split expected calibration error, 15 equal-width bins, L1",
+        False, _RATE, headline=True, pinned=True,
+    ),
+    Metric(
+        "source/acc_before",
+        "source test accuracy of a linear probe fitted on the pretrained backbone's frozen "
+        "source-train features",
+        True, _RATE,
+    ),
+    Metric(
+        "source/acc_after",
+        "the same probe protocol (same l2) refitted on the updated backbone's source features",
+        True, _RATE, pinned=True,
+    ),
+    Metric(
+        "source/forgetting",
+        "probe-refit forgetting: source/acc_before - source/acc_after (positive = skill lost)",
+        False, _CHANGE, headline=True, pinned=True,
+    ),
+    Metric(
+        "source/head_acc_before",
+        "source test accuracy of the supervised source stage's own head on the pretrained "
+        "backbone (functional; only when pretraining was supervised)",
+        True, _RATE,
+    ),
+    Metric(
+        "source/head_acc_after",
+        "the same source head, unchanged, on the updated backbone",
+        True, _RATE,
+    ),
+    Metric(
+        "source/head_forgetting",
+        "head-retained forgetting: source/head_acc_before - source/head_acc_after",
+        False, _CHANGE,
+    ),
+    Metric(
+        "source/acc_after_continued",
+        "probe-refit source accuracy after continued pretraining, before target training",
+        True, _RATE, per_cell=False,
+    ),
+    Metric(
+        "R/i/j",
+        "accuracy matrix of a stream: test accuracy on domain j (0 = source) of a linear probe "
+        "fitted on the label budget of domain j's train split, after stage i (0 = source "
+        "pretraining); each domain's l2 is chosen once, at stage 0",
+        True, _RATE, per_cell=False, prefix="R/",
+    ),
+    Metric(
+        "b/j",
+        "the same probe on a randomly initialised backbone: forward transfer's baseline",
+        True, _RATE, per_cell=False, prefix="b/",
+    ),
+)  # fmt: skip
+
+METRICS: dict[str, Metric] = {m.name: m for m in _ALL}
+
+PER_CELL = tuple(m.name for m in _ALL if m.per_cell)
+HEADLINE = tuple(m.name for m in _ALL if m.headline)
+PINNED = tuple(m.name for m in _ALL if m.pinned)
+
+
+def lookup(name: str) -> Metric:
+    """The registry entry of ``name``, or of the family it belongs to (``R/1/2`` -> ``R/i/j``).
+
+    Raises:
+        KeyError: for a name the registry does not know.
+    """
+    if name in METRICS:
+        return METRICS[name]
+    for metric in _ALL:
+        if metric.prefix is not None and name.startswith(metric.prefix):
+            return metric
+    raise KeyError(f"{name!r} is not a metric of the registry (common/metrics.py)")
+
+
+def difference_range(name: str) -> tuple[float, float]:
+    """Where a paired difference of two values of ``name`` can lie: ``(lo - hi, hi - lo)``."""
+    lo, hi = lookup(name).range
+    return (lo - hi, hi - lo)
+
+
+def definitions_for(metrics: dict[str, float]) -> dict[str, str]:
+    """The definitions of the metrics a record holds (``R/i/j`` covers ``R/1/2``)."""
+    held = {lookup(name).name for name in metrics if _known(name)}
+    return {m.name: m.definition for m in _ALL if m.name in held}
+
+
+def _known(name: str) -> bool:
+    try:
+        lookup(name)
+    except KeyError:
+        return False
+    return True
