@@ -61,13 +61,15 @@ class SweepProgress(Callback):
         ok = job_return.status == JobStatus.COMPLETED
         outcome = job_return._return_value if ok else "error"  # noqa: SLF001  (no public getter)
         outcome = outcome if outcome in progress.OUTCOMES else "error"
-        # The job's wall time, Hydra's own work included, less what it built for later jobs.
+        # The job's wall time, Hydra's own work included, and what it spent building stages.
         seconds = math.nan if self._started is None else time.perf_counter() - self._started
-        oneoff = 0.0
+        job_dir = Path(config.hydra.runtime.output_dir)
+        built: dict[str, float] = {}
         if outcome == "ok":
-            record = finished_record(Path(config.hydra.runtime.output_dir) / RECORD_NAME)
-            oneoff = 0.0 if record is None else progress.oneoff_seconds(record)
-        progress.job_ended(sweep_dir, outcome, str(config.regime.name), seconds, oneoff)
+            record = finished_record(job_dir / RECORD_NAME)
+            built = {} if record is None else progress.build_seconds(record)
+        kind = str(config.regime.name)
+        progress.job_ended(sweep_dir, outcome, kind, seconds, job=job_dir.name, built=built)
         state = progress.read(sweep_dir)
         if state is not None:
             log.info(state.line(time.time()))

@@ -3,8 +3,10 @@
 Hydra reports an unknown option (``regime=nonsense``) or key (``train.stepz=3``) in several lines
 with a pointer to ``HYDRA_FULL_ERROR``. Those two mistakes are the commonest typos in a sweep, so
 the entry point names them first, in one line: the key, the bad value and what is allowed.
-Everything else (values, interpolations, ``+``/``~`` overrides, ``hydra/...``) is left to Hydra's
-composition and :func:`benchmarks.config.validate`.
+A key added with ``+`` or ``++`` is checked the same way: Hydra adds it with struct mode off, so
+``+no_such_key=1`` would compose, run and exit 0 with the typo silently ignored. Everything else
+(values, interpolations, ``~`` deletions, ``hydra/...``) is left to Hydra's composition and
+:func:`benchmarks.config.validate`.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ def first_problem(args: list[str]) -> str | None:
     groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
     for override in overrides:
         key = override.key_or_group
-        if override.type is not OverrideType.CHANGE or key.startswith("hydra"):
+        if override.type is OverrideType.DEL or key.startswith("hydra"):
             continue
         if key in groups:
             allowed = _options(key)

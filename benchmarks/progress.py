@@ -7,13 +7,18 @@ variable: the sweeper writes the plan (how many jobs, when it started, each job'
 every job appends a line when it starts and one when it ends. A line is far shorter than
 ``PIPE_BUF``, so appends from parallel jobs on one file system do not interleave.
 
-The time left is estimated per regime, not from the overall rate. A default sweep's first jobs
-build the shared backbones (a 33 s linear probe whose own work takes 0.2 s), so the overall rate
-after its first job promised 1 h 36 min for a sweep that had 3.5 min to go (in `make demo`, the
-per-regime "about" figures were 13-17% under the time actually left). Each job's one-off
-build time (the ``*_seconds_full`` that no cache hit saved) is left out of its regime's mean,
-and the sum is divided by the number of jobs seen running at once. Until every regime still to
-run has a finished run, the line says "at least".
+The time left is estimated per job still to run, not from the overall rate. A default sweep's
+first jobs build the shared backbones (a 33 s linear probe whose own work takes 0.2 s), so the
+overall rate after its first job promised 1 h 36 min for a sweep that had 3.5 min to go. So a
+job's time is split into its recurring part (its regime's mean, builds left out) and the stages
+it builds: the sweeper plans which job is the first to need each cached stage
+(``benchmarks/schedule.py``) and writes that into the plan, and a job still to run costs its
+regime's mean plus, per stage it is planned to build, the mean build time of that stage's
+planned builders that ended (a builder that found its stage cached adds 0, so a resumed sweep
+corrects itself). Leaving every build out as "one-off" said "about 1m24s left" in the forgetting
+study with 7 runs of 1.5 min to go: every job there builds its own continued stages. The sum is
+divided by the number of jobs seen running at once. Until every regime and every stage still to
+run has a finished example, the line says "at least".
 """
 
 from __future__ import annotations
@@ -21,7 +26,6 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,14 +36,31 @@ LOG_NAME = ".progress.tsv"
 OUTCOMES = ("ok", "failed", "skipped", "error")
 
 
-def start(sweep_dir: Path, total: int, skipped: int, kinds: Iterable[str] = ()) -> None:
+@dataclass(frozen=True)
+class Planned:
+    """A job still to run: its regime, the cached stages it is planned to build, its folder."""
+
+    kind: str
+    builds: tuple[str, ...] = ()
+    job: str = ""  # the job folder's name: matches its end line to this plan line
+
+    def line(self) -> str:
+        """This job's ``todo`` line of the log."""
+        return f"todo\t{self.kind}\t{','.join(self.builds)}\t{self.job}\n"
+
+
+def _planned(kinds: Iterable[str | Planned]) -> list[Planned]:
+    return [k if isinstance(k, Planned) else Planned(k) for k in kinds]
+
+
+def start(sweep_dir: Path, total: int, skipped: int, kinds: Iterable[str | Planned] = ()) -> None:
     """Begin a fresh log for one sweep invocation; finished jobs left out count as skipped.
 
-    ``kinds`` are the regimes of the jobs still to run, one per job.
+    ``kinds`` are the jobs still to run: a regime alone, or a :class:`Planned` job.
     """
     sweep_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"plan\t{total}\t{time.time():.3f}\n", *["skipped\n"] * skipped]
-    lines += [f"todo\t{kind}\n" for kind in kinds]
+    lines += [p.line() for p in _planned(kinds)]
     (sweep_dir / LOG_NAME).write_text("".join(lines))
 
 
@@ -50,10 +71,10 @@ def _append(sweep_dir: Path, line: str) -> None:
             fh.write(line)
 
 
-def add_todo(sweep_dir: Path, kinds: Iterable[str]) -> None:
-    """A later batch's jobs to run (their regimes)."""
-    for kind in kinds:
-        _append(sweep_dir, f"todo\t{kind}\n")
+def add_todo(sweep_dir: Path, kinds: Iterable[str | Planned]) -> None:
+    """A later batch's jobs to run."""
+    for planned in _planned(kinds):
+        _append(sweep_dir, planned.line())
 
 
 def job_started(sweep_dir: Path) -> None:
@@ -62,21 +83,35 @@ def job_started(sweep_dir: Path) -> None:
 
 
 def job_ended(
-    sweep_dir: Path, outcome: str, kind: str = "", seconds: float = math.nan, oneoff: float = 0.0
+    sweep_dir: Path,
+    outcome: str,
+    kind: str = "",
+    seconds: float = math.nan,
+    oneoff: float | None = None,
+    job: str = "",
+    built: dict[str, float] | None = None,
 ) -> None:
-    """Append one job's outcome (one of :data:`OUTCOMES`), regime, run time and build time."""
+    """Append one job's outcome (one of :data:`OUTCOMES`), regime, run time and build times.
+
+    ``built``: seconds per cached stage this job built (:func:`build_seconds`); ``oneoff``, the
+    part of ``seconds`` that is not its regime's recurring work, defaults to their sum.
+    """
     assert outcome in OUTCOMES, outcome
-    _append(sweep_dir, f"{outcome}\t{kind}\t{seconds:.3f}\t{oneoff:.3f}\n")
+    built = built or {}
+    oneoff = sum(built.values()) if oneoff is None else oneoff
+    stages = ",".join(f"{stage}={value:.3f}" for stage, value in built.items())
+    _append(sweep_dir, f"{outcome}\t{kind}\t{seconds:.3f}\t{oneoff:.3f}\t{job}\t{stages}\n")
 
 
-def oneoff_seconds(record: RunRecord) -> float:
-    """Seconds a run spent building cached stages that later runs reuse (not saved by a hit)."""
-    compute = record.compute
-    return sum(
-        value - compute.get(key.replace("_seconds_full", "_seconds_saved"), 0.0)
+def build_seconds(record: RunRecord) -> dict[str, float]:
+    """Per cached stage, the seconds this run spent building it (what no cache hit saved)."""
+    compute = record.compute or {}
+    return {
+        key.removesuffix("_seconds_full"): value
+        - compute.get(key.replace("_seconds_full", "_seconds_saved"), 0.0)
         for key, value in compute.items()
         if key.endswith("_seconds_full") and isinstance(value, int | float)
-    )
+    }
 
 
 @dataclass(frozen=True)
@@ -86,9 +121,9 @@ class Progress:
     total: int
     started: float
     counts: dict[str, int]
-    todo: Counter[str] = field(default_factory=Counter)  # regimes of the jobs to run
+    pending: list[Planned] = field(default_factory=list)  # planned jobs that have not ended
     done: dict[str, list[float]] = field(default_factory=dict)  # regime -> recurring seconds
-    untimed: Counter[str] = field(default_factory=Counter)  # regime -> ended with no timing
+    builds: dict[str, list[float]] = field(default_factory=dict)  # stage -> planned builders'
     concurrency: int = 1  # the most jobs seen running at once
 
     @property
@@ -104,23 +139,23 @@ class Progress:
     def eta_seconds(self, now: float) -> tuple[float, bool] | None:
         """Time left, and whether it is a lower bound; None before any job finished.
 
-        Per regime, the mean run time without one-off builds, times its jobs still to finish,
-        over the jobs seen running at once. A regime with no finished run yet counts as zero, so
-        the figure is then a lower bound (said as "at least"). Before any run has finished with
-        a timing (say every one so far failed), the overall rate of the jobs that ended.
+        Per job still to run: its regime's mean run time without builds, plus the mean build
+        time of each stage it is planned to build; the sum over the jobs seen running at once.
+        A regime or stage with no finished example yet counts as zero, so the figure is then a
+        lower bound (said as "at least"). Before any run has finished with a timing (say every
+        one so far failed), the overall rate of the jobs that ended.
         """
         samples = [s for runs in self.done.values() for s in runs]
         if not samples:
             ran = self.finished - self.counts.get("skipped", 0)
             return None if ran == 0 else ((now - self.started) / ran * self.remaining, False)
         left, bound = 0.0, False
-        for kind, planned in self.todo.items():
-            runs = self.done.get(kind, [])
-            waiting = max(planned - len(runs) - self.untimed[kind], 0)
-            if runs:
-                left += waiting * statistics.fmean(runs)
-            elif waiting:
-                bound = True
+        for job in self.pending:
+            for seen in [self.done.get(job.kind)] + [self.builds.get(s) for s in job.builds]:
+                if seen:
+                    left += statistics.fmean(seen)
+                else:
+                    bound = True
         return left / self.concurrency, bound
 
     def line(self, now: float) -> str:
@@ -138,6 +173,21 @@ class Progress:
         )
 
 
+def _pop(pending: list[Planned], kind: str, job: str) -> Planned | None:
+    """The plan line of an ended job: by its folder, else the first of its regime."""
+    for match in (lambda p: job != "" and p.job == job, lambda p: p.kind == kind):
+        found = next((p for p in pending if match(p)), None)
+        if found is not None:
+            pending.remove(found)
+            return found
+    return None
+
+
+def _built(text: str) -> dict[str, float]:
+    pairs = (item.split("=") for item in text.split(",") if item)
+    return {stage: float(value) for stage, value in pairs}
+
+
 def read(sweep_dir: Path) -> Progress | None:
     """The progress of the current invocation, or None when there is no plan."""
     try:
@@ -148,14 +198,15 @@ def read(sweep_dir: Path) -> Progress | None:
         return None
     _, total, started = lines[0].split("\t")
     counts = {o: 0 for o in OUTCOMES}
-    todo: Counter[str] = Counter()
+    pending: list[Planned] = []
     done: dict[str, list[float]] = {}
-    untimed: Counter[str] = Counter()
+    builds: dict[str, list[float]] = {}
     running = concurrency = 0
     for line in lines[1:]:
         word, *rest = line.split("\t")
         if word == "todo" and rest:
-            todo[rest[0]] += 1
+            kind, stages, job = (rest + ["", ""])[:3]
+            pending.append(Planned(kind, tuple(s for s in stages.split(",") if s), job))
         elif word == "start":
             running += 1
             concurrency = max(concurrency, running)
@@ -164,13 +215,15 @@ def read(sweep_dir: Path) -> Progress | None:
             if word == "skipped" and not rest:
                 continue  # left out by the sweeper: never started
             running = max(running - 1, 0)
-            kind, seconds, oneoff = (rest + ["", "nan", "0"])[:3]
+            kind, seconds, oneoff, job, built = (rest + ["", "nan", "0", "", ""])[:5]
+            planned = _pop(pending, kind, job)
             recurring = float(seconds) - float(oneoff)
-            if word == "ok" and math.isfinite(recurring):
-                done.setdefault(kind, []).append(max(recurring, 0.0))
-            elif kind:
-                untimed[kind] += 1
-    return Progress(int(total), float(started), counts, todo, done, untimed, max(concurrency, 1))
+            if word != "ok" or not math.isfinite(recurring):
+                continue
+            done.setdefault(kind, []).append(max(recurring, 0.0))
+            for stage in planned.builds if planned else ():
+                builds.setdefault(stage, []).append(_built(built).get(stage, 0.0))
+    return Progress(int(total), float(started), counts, pending, done, builds, max(concurrency, 1))
 
 
 def _duration(seconds: float) -> str:

@@ -1,4 +1,4 @@
-"""The order a sweep's jobs are launched in: what a parallel launcher needs to keep busy."""
+"""The order a sweep's jobs are launched in, and which of them build the shared stages."""
 
 from __future__ import annotations
 
@@ -8,11 +8,44 @@ from benchmarks.regimes import READS
 
 CACHED_STAGES = ("pretrain", "continued_pretrain")  # built once, shared through the cache
 
+# Overrides that leave a stage's cache key unchanged (benchmarks/keys.py): one backbone serves
+# every budget, regime and labelled subset, and a pretrained backbone every setting of the
+# stages after it. Without the later stages here, the forgetting study (18 jobs, 3 seeds) had 18
+# "builders" of 3 pretrained backbones.
+_SHARED = ("budget.per_class=", "regime=", "subset_seed=")
+_AFTER = {
+    "pretrain": ("continued_pretrain.", "train.", "stream."),
+    "continued_pretrain": ("train.",),
+}
+
 
 def regime_of(job: Sequence[str], default_regime: str) -> str:
     """The regime a job's overrides choose (the last ``regime=`` wins, as in Hydra)."""
     chosen = [o.split("=", 1)[1] for o in job if o.startswith("regime=")]
     return chosen[-1] if chosen else default_regime
+
+
+def _backbone_key(job: Sequence[str], stage: str, default_regime: str) -> tuple[str, ...]:
+    key = tuple(sorted(o for o in job if not o.startswith(_SHARED + _AFTER[stage])))
+    # incremental_pretrain and longer_pretrain continue on different domains
+    return key + (regime_of(job, default_regime),) if stage == "continued_pretrain" else key
+
+
+def planned_builds(jobs: Sequence[Sequence[str]], default_regime: str) -> list[tuple[str, ...]]:
+    """Per job, the cached stages it is the first in ``jobs`` to need (so it builds them).
+
+    A stage already in the cache from an earlier sweep is a hit all the same; the progress
+    estimate learns that from the builders' timings (``benchmarks/progress.py``).
+    """
+    builds: list[list[str]] = [[] for _ in jobs]
+    for stage in CACHED_STAGES:
+        seen: set[tuple[str, ...]] = set()
+        for i, job in enumerate(jobs):
+            key = _backbone_key(job, stage, default_regime)
+            if stage in READS.get(regime_of(job, default_regime), ()) and key not in seen:
+                seen.add(key)
+                builds[i].append(stage)
+    return [tuple(b) for b in builds]
 
 
 def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Sequence[str]]:
@@ -26,21 +59,8 @@ def builders_first(jobs: list[Sequence[str]], default_regime: str) -> list[Seque
     backbone), and the rest follow in the sweep's own order. One process runs the same jobs in
     the same total time.
     """
-
-    def backbone_key(job: Sequence[str], stage: str) -> tuple[str, ...]:
-        shared = ("budget.per_class=", "regime=", "subset_seed=")  # one backbone for all of them
-        key = tuple(sorted(o for o in job if not o.startswith(shared)))
-        # incremental_pretrain and longer_pretrain continue on different domains
-        return key + (regime_of(job, default_regime),) if stage == "continued_pretrain" else key
-
-    first: list[int] = []
-    for stage in CACHED_STAGES:
-        seen: set[tuple[str, ...]] = set()
-        for i, job in enumerate(jobs):
-            needs = stage in READS.get(regime_of(job, default_regime), ())
-            if needs and backbone_key(job, stage) not in seen:
-                seen.add(backbone_key(job, stage))
-                if i not in first:
-                    first.append(i)
+    builds = planned_builds(jobs, default_regime)
+    first = [i for stage in CACHED_STAGES for i, b in enumerate(builds) if stage in b]
+    first = list(dict.fromkeys(first))  # a job that builds both stages goes with the first
     chosen = set(first)
     return [jobs[i] for i in first] + [j for i, j in enumerate(jobs) if i not in chosen]

@@ -282,8 +282,7 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
 
     with ctx.phase("pretrain"):
         state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", keys.pretrain(ctx), build)
-        backbone = new_backbone(cfg, 0)
-        backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith(HEAD)})
+        backbone = restored(ctx, {k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
     ctx.info["source_probe_l2"] = meta["source_l2"]
     ctx.info["source_probe_l2_at_edge"] = l2_at_edge(meta["source_l2"], cfg.probe.l2_grid)
@@ -293,7 +292,23 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         ctx.source_head.load_state_dict(head)
         ctx.source_head.to(ctx.device)
         ctx.info["source_head_acc_before"] = float(meta["source_head_acc"])
-    return backbone.to(ctx.device), float(meta["source_acc"])
+    return backbone, float(meta["source_acc"])
+
+
+def restored(ctx: RunContext, state: dict[str, torch.Tensor]) -> nn.Module:
+    """A fresh backbone holding ``state``: what a stage hands on, whether built or cache-loaded.
+
+    A stage that was just built leaves its trained module changed in ways its saved state does
+    not carry: ``fit`` turned its weights channels-last (``trainer.channels_last``), it is in
+    train mode with gradients attached, and a precision plugin may have cast it. Evaluating
+    channels-last weights takes other oneDNN kernels than contiguous ones, so the features and
+    the LP-FT probe differed in the last digits and a run that built its continued backbone
+    recorded another ``test/ece`` than one that loaded it. Handing on a new module with the
+    state loaded into it makes a miss give exactly what a later hit gives.
+    """
+    backbone = new_backbone(ctx.cfg, 0)
+    backbone.load_state_dict(state)
+    return backbone.to(ctx.device)
 
 
 HEAD = "source_head."  # cache-entry prefix of the supervised source head's tensors
@@ -352,7 +367,7 @@ def continued_backbone(
 
     with ctx.phase("continued_pretrain"):
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
-        backbone.load_state_dict(state)
+        backbone = restored(ctx, state)  # not the module the build trained: see restored()
     _record_cache_use(ctx, "continued_pretrain", meta, hit)
     return backbone, float(meta["source_acc"]), key
 

@@ -29,7 +29,7 @@ from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
 from benchmarks.regimes import READS
-from benchmarks.schedule import builders_first, regime_of
+from benchmarks.schedule import builders_first, planned_builds, regime_of
 from common.records import RECORD_NAME, finished_record
 
 log = logging.getLogger("hydra.regimebench")  # the parent process only configures "hydra"
@@ -74,7 +74,11 @@ class ResumingSweeper(BasicSweeper):
             except ConfigError as err:  # e.g. hydra.launcher.n_jobs=0
                 self._stop(str(err))
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        kinds = [regime_of(job, self.config.regime.name) for job in todo]
+        default = self.config.regime.name
+        kinds = [
+            progress.Planned(regime_of(job, default), builds, self._job_dir(job).name)
+            for job, builds in zip(todo, planned_builds(todo, default), strict=True)
+        ]
         if first:
             total = sum(len(b) for b in self.overrides)
             progress.start(sweep_dir, total, skipped, kinds)

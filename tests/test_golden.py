@@ -2,29 +2,27 @@
 
 import copy
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from benchmarks.golden import (
     GOLDEN_FILE,
-    NO_SET,
+    METRICS,
+    check,
     differences,
     file_with,
-    main,
     numeric_environment,
+    run_sweep,
     set_for,
     sets_of,
     tolerances,
 )
-
-
-def _kept() -> dict:
-    """The set made on this machine's kind of CPU (the CI machine's), or skip saying why."""
-    kept = set_for(json.loads(GOLDEN_FILE.read_text()), numeric_environment())
-    if kept is None:
-        pytest.skip(f"no golden set for {numeric_environment()} (see benchmarks/golden.py)")
-    return kept
+from benchmarks.golden_means import halfwidths, mean_differences
 
 
 def _runs_from(golden: dict) -> pd.DataFrame:
@@ -55,16 +53,40 @@ def test_each_numeric_environment_is_compared_with_its_own_set_only():
     assert set_for(old_format, avx2["environment"]) is old_format
 
 
-def test_check_on_a_machine_without_a_set_says_so_and_runs_nothing(tmp_path, capsys):
+def test_a_machine_without_a_set_is_still_checked_by_seed_means():
     golden = json.loads(GOLDEN_FILE.read_text())
-    for kept in sets_of(golden):
-        kept["environment"] = kept["environment"] | {"cpu_capability": "NO_SUCH_ISA"}
-    path = tmp_path / "golden.json"
-    path.write_text(json.dumps(golden))
-    assert main(["check", "--golden", str(path)]) == NO_SET
-    out = capsys.readouterr().out
-    assert f"no set made in this numeric environment (torch={numeric_environment()['torch']}" in out
-    assert "cpu_capability=NO_SUCH_ISA" in out
+    runs = _runs_from(sets_of(golden)[0])
+    here = numeric_environment() | {"cpu_capability": "NO_SUCH_ISA"}
+    lines = check(golden, runs, here)
+    assert "no set made in this numeric environment" in lines[0]
+    assert "cpu_capability=NO_SUCH_ISA" in lines[0]
+    assert not any("runs, " in line for line in lines)  # no per-run comparison
+    assert lines[-2].endswith("set: 0 outside their interval") and lines[-1] == "golden: ok"
+
+
+def test_seed_means_catch_a_planted_regression_and_pass_the_golden_runs_themselves():
+    golden = sets_of(json.loads(GOLDEN_FILE.read_text()))[0]
+    runs = _runs_from(golden)
+    assert mean_differences(golden, runs, METRICS) == []
+    width = halfwidths(runs, METRICS, n_new=3)
+    tol = width[("finetune", "2", "test/acc")]
+    assert 0 < tol < 0.3  # the interval is finite and narrower than a broken regime's drop
+    broken = copy.deepcopy(runs)
+    broken.loc[broken["regime"] == "finetune", "test/acc"] -= tol + 0.01
+    problems = mean_differences(golden, broken, METRICS)
+    assert problems and all(p.startswith("finetune per_class=") for p in problems)
+    assert any(f"interval ±{tol:.4g})" in p for p in problems)
+    within = copy.deepcopy(runs)
+    within.loc[within["regime"] == "finetune", "test/acc"] -= tol * 0.9
+    assert mean_differences(golden, within, METRICS) == []
+    # a metric constant over the golden seeds (a frozen probe forgets 0) must stay constant
+    frozen = copy.deepcopy(runs)
+    frozen.loc[frozen["regime"] == "linear_probe", "source/forgetting"] = 0.001
+    assert len(mean_differences(golden, frozen, METRICS)) == 2  # both budgets
+    assert (
+        "missing from the rerun"
+        in mean_differences(golden, runs[runs["regime"] != "svm"], METRICS)[0]
+    )
 
 
 def test_a_moved_number_is_reported_with_run_metric_and_size():
@@ -84,7 +106,34 @@ def test_a_moved_number_is_reported_with_run_metric_and_size():
 
 
 @pytest.mark.slow
-def test_rerunning_the_golden_sweep_matches_the_kept_numbers(capsys):
-    _kept()
-    assert main(["check"]) == 0, capsys.readouterr().out
-    assert "60 runs, 0 outside tolerance" in capsys.readouterr().out
+def test_rerunning_the_golden_sweep_matches_the_kept_numbers(tmp_path):
+    """Per run on the CPU that made a set (else by means only), and a planted regression fails."""
+    golden = json.loads(GOLDEN_FILE.read_text())
+    runs = run_sweep(tmp_path)
+    lines = check(golden, runs, numeric_environment())
+    assert lines[-1] == "golden: ok", "\n".join(lines)
+    if set_for(golden, numeric_environment()) is not None:
+        assert "golden: 60 runs, 0 outside tolerance" in "\n".join(lines)
+    broken = runs.copy()
+    broken.loc[broken["regime"] == "lp_ft", "test/acc"] -= 0.3  # a regime that broke
+    lines = check(golden, broken, numeric_environment())
+    assert lines[-1] == "golden: FAILED"
+    assert any(line.startswith("golden: lp_ft per_class=2: mean test/acc") for line in lines)
+
+
+def _other_cpu() -> str:
+    """A kernel level this CPU can run that differs from the one it picks by default."""
+    return "avx2" if numeric_environment()["cpu_capability"].startswith("AVX512") else "default"
+
+
+@pytest.mark.slow
+def test_the_golden_check_passes_on_another_cpu():
+    """ATEN_CPU_CAPABILITY emulates another machine's kernels: no set of its own, means hold."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": _other_cpu()}
+    script = Path(sys.executable).parent / "regimebench-golden"
+    proc = subprocess.run(
+        [str(script), "check"], env=env, capture_output=True, text=True, timeout=3600
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "no set made in this numeric environment" in proc.stdout
+    assert "golden: ok" in proc.stdout

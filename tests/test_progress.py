@@ -42,7 +42,7 @@ def test_a_failed_job_counts_as_ended_but_gives_no_timing(tmp_path):
     assert state.eta_seconds(now=0.0) == (4.0, False)  # one fit left, one worker
 
 
-def test_oneoff_seconds_is_the_build_time_no_cache_hit_saved():
+def test_build_seconds_are_the_build_time_no_cache_hit_saved():
     built = {"compute": {"pretrain_seconds_full": 30.0, "pretrain_seconds_saved": 0.0}}
     reused = {"compute": {"pretrain_seconds_full": 30.0, "pretrain_seconds_saved": 30.0}}
     both = {
@@ -57,10 +57,10 @@ def test_oneoff_seconds_is_the_build_time_no_cache_hit_saved():
     [built, reused, both, none] = as_records(
         [synthetic_record("finetune", 1, 0, 0.5, **c) for c in (built, reused, both, {})]
     )
-    assert progress.oneoff_seconds(built) == 30.0
-    assert progress.oneoff_seconds(reused) == 0.0
-    assert progress.oneoff_seconds(both) == 12.0
-    assert progress.oneoff_seconds(none) == 0.0
+    assert progress.build_seconds(built) == {"pretrain": 30.0}
+    assert progress.build_seconds(reused) == {"pretrain": 0.0}
+    assert progress.build_seconds(both) == {"pretrain": 0.0, "continued_pretrain": 12.0}
+    assert progress.build_seconds(none) == {}
 
 
 def test_before_any_timed_run_the_overall_rate_of_ended_jobs_is_used(tmp_path):
@@ -72,3 +72,65 @@ def test_before_any_timed_run_the_overall_rate_of_ended_jobs_is_used(tmp_path):
     left, lower_bound = state.eta_seconds(now=state.started + 10.0)
     assert left == pytest.approx(10.0 / 1 * 3) and not lower_bound  # 10 s per ended job, 3 left
     assert progress.read(tmp_path / "nowhere") is None
+
+
+def _forgetting_plan():
+    """The forgetting study's 18 jobs, as the sweeper plans them."""
+    from benchmarks.schedule import planned_builds
+
+    jobs = [
+        [f"seed={s}", f"continued_pretrain.replay={r}", f"continued_pretrain.schedule={c}"]
+        for s in (0, 1, 2)
+        for r in (0.0, 0.05, 0.25)
+        for c in ("rewarm", "constant")
+    ]
+    builds = planned_builds(jobs, "continual_pretrain")
+    names = ["-".join(job) for job in jobs]
+    return [
+        progress.Planned("continual_pretrain", b, n) for b, n in zip(builds, names, strict=True)
+    ]
+
+
+def test_every_forgetting_job_builds_its_own_stream_and_each_seed_one_pretraining():
+    plan = _forgetting_plan()
+    assert [p.builds for p in plan].count(("pretrain", "continued_pretrain")) == 3
+    assert [p.builds for p in plan].count(("continued_pretrain",)) == 15
+
+
+def test_time_left_counts_the_builds_still_to_come(tmp_path):
+    """The forgetting study's case: 11 of 18 runs done, 7 left that each build their stream."""
+    plan = _forgetting_plan()
+    progress.start(tmp_path, total=18, skipped=0, kinds=plan)
+    for p in plan[:11]:  # 12 s of probes, 78 s of continued SimCLR, 30 s more for a pretraining
+        built = {"continued_pretrain": 78.0}
+        built |= {"pretrain": 30.0} if "pretrain" in p.builds else {}
+        progress.job_started(tmp_path)
+        seconds = 12.0 + sum(built.values())
+        progress.job_ended(tmp_path, "ok", p.kind, seconds, job=p.job, built=built)
+    state = progress.read(tmp_path)
+    left, lower_bound = state.eta_seconds(now=0.0)
+    # 7 runs of 12 + 78 s, and seed 2's pretraining (its first job is the 13th)
+    assert [p.job for p in state.pending] == [p.job for p in plan[11:]]
+    assert (left, lower_bound) == (pytest.approx(7 * 90.0 + 30.0), False)
+    assert state.line(0.0).endswith("7 remaining, about 11m00s left")  # was "about 1m24s"
+
+
+def test_a_planned_builder_that_found_its_stage_cached_adds_nothing(tmp_path):
+    """A resumed sweep: the builders hit what the killed one stored; ends match by job folder."""
+    plan = [progress.Planned("finetune", ("pretrain",), f"b{i}") for i in range(2)]
+    plan += [progress.Planned("finetune", (), f"r{i}") for i in range(4)]
+    progress.start(tmp_path, total=6, skipped=0, kinds=plan)
+    progress.job_started(tmp_path)
+    progress.job_started(tmp_path)
+    progress.job_ended(tmp_path, "ok", "finetune", 5.0, job="r0")  # ended before the builder
+    state = progress.read(tmp_path)
+    assert state.eta_seconds(now=0.0) == (pytest.approx(5 * 5.0 / 2), True)  # no build seen
+    progress.job_ended(tmp_path, "ok", "finetune", 5.0, job="b0", built={"pretrain": 0.0})
+    state = progress.read(tmp_path)
+    assert [p.job for p in state.pending] == ["b1", "r1", "r2", "r3"]
+    assert state.eta_seconds(now=0.0) == (pytest.approx(4 * 5.0 / 2), False)
+    progress.job_started(tmp_path)
+    progress.job_ended(tmp_path, "ok", "finetune", 65.0, job="b1", built={"pretrain": 60.0})
+    state = progress.read(tmp_path)
+    assert state.builds == {"pretrain": [0.0, 60.0]}
+    assert state.eta_seconds(now=0.0) == (pytest.approx(3 * 5.0 / 2), False)  # none to build

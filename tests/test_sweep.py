@@ -95,6 +95,11 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
         ),
         (["-m", "regime=scratch,nonsense"], "regime='nonsense' is not an option", True),
         (["train.stepz=3"], "train.stepz is not a config key; allowed under train: steps", True),
+        # `+` adds a key with struct mode off: without the check it ran and exited 0
+        (["+no_such_key=1"], "no_such_key is not a config key; allowed under the root: name", True),
+        (["-m", "regime=scratch", "+no_such_key=1,2"], "no_such_key is not a config key", True),
+        (["++train.stepz=3"], "train.stepz is not a config key; allowed under train: steps", True),
+        (["+regime=nonsense"], "regime='nonsense' is not an option", True),
         (["-m", "train.warmup_fraction=1.5"], "train.warmup_fraction=1.5 is invalid", True),
         (
             ["regime=finetune", "pretrain.objective=mae"],
