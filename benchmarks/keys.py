@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.config import numeric_trainer
+
 if TYPE_CHECKING:
     from benchmarks.stages import RunContext
     from lightning_modules.domains import Domain
@@ -60,8 +62,7 @@ def common(ctx: RunContext, kind: str) -> dict[str, Any]:
     change the numbers a fit produces.
     """
     cfg = ctx.cfg
-    trainer = _container(cfg.trainer)
-    trainer.pop("enable_progress_bar", None)
+    trainer = numeric_trainer(_container(cfg.trainer))
     model = {
         "name": cfg.model.name,
         "image_size": int(cfg.model.image_size),
