@@ -66,8 +66,13 @@ def log_step(module: L.LightningModule, loss: torch.Tensor, groups: tuple[str, .
 
     The rates are the ones this step's update uses (the schedule steps after the optimiser), so a
     curve shows warm-up and decay as the fit saw them. The run's loggers (a CSV file by default)
-    write them every ``trainer.log_every_n_steps`` steps.
+    write a row every ``trainer.log_every_n_steps`` steps, and only on those steps is anything
+    logged: ``self.log`` on every step, for values the loggers then drop, cost about as much
+    per step as the rest of the Trainer's bookkeeping (benchmarks/fitting.py).
     """
-    rates = module.trainer.optimizers[0].param_groups
+    trainer = module.trainer
+    if (trainer.global_step + 1) % trainer.log_every_n_steps:  # the loggers' own rule
+        return
+    rates = trainer.optimizers[0].param_groups
     values = {f"train/{name}": group["lr"] for name, group in zip(groups, rates, strict=True)}
     module.log_dict({"train/loss": loss, **values})
