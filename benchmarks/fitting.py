@@ -10,6 +10,11 @@ Resume is exact: the checkpoint holds weights, optimiser, schedule and loop stat
 the modules add their augmentation generator, and :class:`ResumeState` adds the global RNG and
 restarts the batches at the checkpoint's step (they are drawn, not skipped, so batch k is the
 same either way). A stage killed after a checkpoint ends with the weights of one never stopped.
+
+Cost against a bare loop (CPU time, one thread, a model with almost no compute): the Trainer's
+hooks 0.68 ms per step and about 12 ms per fit, logging 0.1 ms per step (the modules log only on
+the loggers' steps), the CSV logger about 0.1 ms per step; one checkpoint of the default model
+20 ms. The step order is the Fabric loop's that this replaced, and so are the trained weights.
 """
 
 from __future__ import annotations
