@@ -1,8 +1,9 @@
 """``regimebench-bench [--out FILE.json]``: the suite's speed, as ratios taken side by side.
 
-1. Target-training throughput of the suite (``stages.fit``: a Lightning Fabric fit, set-up included)
-   against a bare PyTorch loop over the same module, batches, optimiser, schedule and threads,
-   interleaved in one process; median of the per-repeat ratios.
+1. Target-training throughput of the suite (``fitting.fit``: a ``lightning.Trainer`` fit with the
+   default CSV logger, set-up included) against a bare PyTorch loop over the same module,
+   batches, optimiser, schedule and threads, interleaved in one process; median of the
+   per-repeat ratios. ``--throughput-only`` stops after this one (seconds, not minutes).
 2. ``linear_probe`` on cached features against the same L-BFGS probe run end to end through the
    frozen backbone (every closure evaluation re-runs the backbone): speed-up, accuracy gap.
 3. The default sweep (``experiment=digits``) cold, then the same command again: time ratio.
@@ -31,7 +32,7 @@ from hydra import compose, initialize_config_dir
 from joblib import effective_n_jobs
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks import stages
+from benchmarks import fitting, stages
 from benchmarks.cli_types import positive_int
 from benchmarks.run import CONF_DIR, _context
 from common.records import RECORD_NAME, read_record
@@ -63,25 +64,27 @@ def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
         sched.step()
 
 
-def throughput(cache: Path, repeats: int) -> dict[str, Any]:
+def throughput(cache: Path, repeats: int, *overrides: str) -> dict[str, Any]:
     """Median over repeats of (bare-loop time / suite time) for one default target fit.
 
     One discarded warm-up pair first (the first fit of a process pays oneDNN's kernel setup),
     then pairs whose order alternates, so neither side always runs on a warmer cache. The
     quartiles of the per-pair ratios show how much this machine's timing noise moves the median.
     """
-    ctx = _context(_cfg(cache, "regime=scratch", "budget.per_class=all"))
+    ctx = _context(_cfg(cache, "regime=scratch", "budget.per_class=all", *overrides))
     torch.set_num_threads(ctx.cfg.threads)
+    fits = iter(range(2 * repeats + 2))
 
     def suite() -> float:
         module, batches = _module(ctx)
+        logs = cache / "logs" / f"train{next(fits)}"  # the default logger writes a CSV per fit
         start = time.perf_counter()
-        stages.fit(ctx.cfg, module, batches)
+        fitting.fit(ctx.cfg, module, batches, logs)
         return time.perf_counter() - start
 
     def bare() -> float:
         module, batches = _module(ctx)
-        if ctx.cfg.trainer.channels_last:  # what stages.fit does to the suite's module
+        if ctx.cfg.trainer.channels_last:  # what fitting.fit does to the suite's module
             module = module.to(memory_format=torch.channels_last)
         start = time.perf_counter()
         bare_loop(module, batches)
@@ -246,13 +249,25 @@ def main(argv: list[str] | None = None) -> int:
         default="experiment=digits",
         help="sweep overrides, space-separated (default: %(default)s)",
     )
+    parser.add_argument(
+        "--throughput-only", action="store_true", help="only the fit against the bare loop"
+    )
+    parser.add_argument(
+        "--set",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config overrides of the throughput fit, e.g. trainer.logger={} (default: none)",
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="regimebench-cache-") as cache:
-        results |= throughput(Path(cache), args.repeats)
-        results |= probe_speed(Path(cache))
-    results |= sweep_speed(args.sweep.split())
-    results["sweep"] = args.sweep
+        results |= throughput(Path(cache), args.repeats, *args.set)
+        if not args.throughput_only:
+            results |= probe_speed(Path(cache))
+    if not args.throughput_only:
+        results |= sweep_speed(args.sweep.split())
+        results["sweep"] = args.sweep
     results["threads"] = torch.get_num_threads()
     for key, value in results.items():
         print(f"{key:36s} {value:.4g}" if isinstance(value, float) else f"{key:36s} {value}")

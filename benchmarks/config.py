@@ -159,14 +159,51 @@ class ProbeConfig:
 
 @dataclass
 class TrainerConfig:
-    """How every fit runs: Lightning Fabric's device, strategy, precision; the memory format."""
+    """Every fit's ``lightning.Trainer`` (``hydra.utils.instantiate``; see benchmarks/fitting.py).
 
+    The run sets ``max_steps`` (the stage's steps), the loggers' folders and, with
+    ``checkpoint_every``, the checkpoint callback; ``channels_last`` and ``checkpoint_every`` are
+    the suite's own keys, the rest are Trainer arguments.
+    """
+
+    _target_: str = "lightning.Trainer"
     accelerator: str = MISSING
     devices: int = MISSING
     strategy: str = MISSING
     precision: str = MISSING
+    deterministic: bool = MISSING
     channels_last: bool = MISSING  # NHWC weights: faster convolutions (GPU tensor cores, oneDNN)
     enable_progress_bar: bool = MISSING  # a tqdm bar per fit
+    enable_model_summary: bool = MISSING
+    enable_checkpointing: bool = MISSING  # Lightning's own end-of-fit checkpoint
+    num_sanity_val_steps: int = MISSING
+    log_every_n_steps: int = MISSING
+    checkpoint_every: int | None = None  # optimiser steps between resumable checkpoints
+    logger: dict[str, Any] = field(default_factory=dict)  # name -> logger node (_target_)
+    callbacks: dict[str, Any] = field(default_factory=dict)  # name -> callback node (_target_)
+
+
+# Trainer keys that change no number a fit produces: left out of config hashes and cache keys,
+# so turning on TensorBoard or checkpoints neither re-runs a finished run nor rebuilds a stage.
+TRAINER_DISPLAY_KEYS = (
+    "_target_",
+    "deterministic",  # a copy of the top-level key, which the hashes keep
+    "enable_progress_bar",
+    "enable_model_summary",
+    "enable_checkpointing",
+    "num_sanity_val_steps",
+    "log_every_n_steps",
+    "checkpoint_every",
+    "logger",
+)
+
+
+def numeric_trainer(trainer: dict[str, Any]) -> dict[str, Any]:
+    """The trainer node minus :data:`TRAINER_DISPLAY_KEYS`, and no callbacks when there are none."""
+    out = {k: v for k, v in trainer.items() if k not in TRAINER_DISPLAY_KEYS}
+    if not out.get("callbacks"):
+        out.pop("callbacks", None)
+    return out
 
 
 @dataclass

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.config import numeric_trainer
 from common.cache import versioned
 
 if TYPE_CHECKING:
@@ -55,8 +56,7 @@ def common(ctx: RunContext, kind: str) -> dict[str, Any]:
     change the numbers a fit produces.
     """
     cfg = ctx.cfg
-    trainer = _container(cfg.trainer)
-    trainer.pop("enable_progress_bar", None)
+    trainer = numeric_trainer(_container(cfg.trainer))
     model = {
         "name": cfg.model.name,
         "image_size": int(cfg.model.image_size),

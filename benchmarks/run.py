@@ -27,7 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks import outcome
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
-from benchmarks.config import CONF_DIR, ConfigError, conf_fingerprint, register, validate
+from benchmarks.config import (
+    CONF_DIR,
+    ConfigError,
+    conf_fingerprint,
+    numeric_trainer,
+    register,
+    validate,
+)
 from benchmarks.overrides import first_problem
 from benchmarks.preflight import prepare
 from benchmarks.provenance import environment
@@ -67,7 +74,7 @@ def config_hash(cfg: DictConfig) -> str:
     data.pop("question", None)
     data.pop("comparisons", None)  # what the report compares, not what a run computes
     data.pop("seed", None)  # shorthand: subset_seed and train_seed hold what it set
-    data["trainer"].pop("enable_progress_bar", None)
+    data["trainer"] = numeric_trainer(data["trainer"])
     return stable_hash(data)
 
 
@@ -76,10 +83,14 @@ def _finished(path: Path, chash: str) -> bool:
     return old is not None and old.config_hash == chash
 
 
-def _context(cfg: DictConfig) -> RunContext:
-    """Build domains and the labelled subset; every bad value becomes a ConfigError."""
+def _context(cfg: DictConfig, job_dir: Path | None = None) -> RunContext:
+    """Build domains and the labelled subset; every bad value becomes a ConfigError.
+
+    The fits of a run log into ``job_dir`` (one subfolder per fit); None logs nothing.
+    """
     source, target, labelled = prepare(cfg)
-    return RunContext(cfg, training_device(cfg.trainer), source, target, labelled)
+    device = training_device(cfg.trainer)
+    return RunContext(cfg, device, source, target, labelled, job_dir=job_dir)
 
 
 def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -153,7 +164,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
         log.info("skip %s: finished record with the same config hash", out_dir.name)
         return None
     torch.set_num_threads(cfg.threads)
-    ctx = _context(cfg)
+    ctx = _context(cfg, out_dir)
     start = time.perf_counter()
     try:
         metrics = REGIMES[cfg.regime.name](ctx)

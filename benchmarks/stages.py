@@ -11,22 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L  # noqa: N812
 import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from tqdm import tqdm
 
 from benchmarks import keys
 from benchmarks.compute import train_step_flops
+from benchmarks.fitting import fit, stage_checkpoints
 from common.cache import cached, stable_hash
 from lightning_modules.backbones import (
     clone_state,
@@ -64,6 +61,11 @@ class RunContext:
     info: dict[str, Any] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
     source_head: nn.Module | None = None  # the supervised source stage's classifier, if any
+    job_dir: Path | None = None  # fits log into <job_dir>/<fit>/; None: no loggers
+
+    def log_dir(self, fit_name: str) -> Path | None:
+        """The loggers' folder of one fit of this run (a cached stage logs where it is built)."""
+        return self.job_dir / fit_name if self.job_dir is not None else None
 
     @contextlib.contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -122,64 +124,6 @@ def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
     """A randomly initialised backbone whose weights depend only on ``seed``."""
     torch.manual_seed(seed)
     return create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
-
-
-def fit(cfg: DictConfig, module: L.LightningModule, batches: RandomBatches) -> None:
-    """One fit of ``len(batches)`` optimiser steps: no validation, no checkpoints.
-
-    Lightning Fabric runs the loop (devices, precision, DDP), not the Trainer: the Trainer's hook
-    dispatch cost 0.6-0.7 ms per step and 13 ms per fit on the 2-core CPU, which put a default
-    target fit at 0.94 of a bare PyTorch loop; through Fabric the same fit measured 0.99. The
-    step is the Trainer's automatic optimisation in the same order (training_step, zero_grad,
-    backward, optimiser step, scheduler step), so the trained weights are the same.
-    """
-    t = cfg.trainer
-    if cfg.deterministic:  # what Trainer(deterministic=True) set
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    torch.use_deterministic_algorithms(cfg.deterministic)
-    if t.channels_last:
-        module = module.to(memory_format=torch.channels_last)
-    fabric = L.Fabric(
-        accelerator=t.accelerator, devices=t.devices, strategy=t.strategy, precision=t.precision
-    )
-    if fabric.strategy.launcher is None:  # one process: the module trains in place
-        fabric.launch(_fit_loop, module, batches, t.enable_progress_bar, None)
-        return
-    # Spawned ranks hand rank 0's weights back through a file, as Lightning's own spawn launcher
-    # does: through its result queue, tensors are shared-memory handles that die with the rank,
-    # and a pickled state dict larger than the pipe's buffer deadlocks the join.
-    with tempfile.TemporaryDirectory(prefix="regimebench-ddp-") as tmp:
-        weights = Path(tmp) / "weights.pt"
-        fabric.launch(_fit_loop, module, batches, t.enable_progress_bar, weights)
-        module.load_state_dict(torch.load(weights, weights_only=True))
-
-
-def _fit_loop(
-    fabric: L.Fabric,
-    module: L.LightningModule,
-    batches: RandomBatches,
-    progress: bool,
-    weights: Path | None,
-) -> None:
-    """The steps of one fit in this process (one of several under DDP)."""
-    opt_cfg = module.configure_optimizers()
-    optimizer, scheduler = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
-    model, optimizer = fabric.setup(module, optimizer)
-    model.train()
-    shown = progress and fabric.is_global_zero  # one bar per fit, not one per DDP rank
-    bar = tqdm(total=len(batches), desc=type(module).__name__, disable=not shown)
-    for step, batch in enumerate(batches):
-        loss = model.training_step(fabric.to_device(batch), step)
-        optimizer.zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        optimizer.step()
-        scheduler.step()
-        bar.update()
-        if shown and step % 10 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-    bar.close()
-    if weights is not None and fabric.global_rank == 0:
-        torch.save(module.state_dict(), weights)
 
 
 def probe_accuracy(
@@ -271,7 +215,8 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             x, y = ssl_images(ctx.source).to(ctx.device), None
         else:
             x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
-        fit(cfg, module, RandomBatches(x, y, p.batch_size, p.steps, cfg.train_seed))
+        batches = RandomBatches(x, y, p.batch_size, p.steps, cfg.train_seed)
+        fit(cfg, module, batches, ctx.log_dir("pretrain"), checkpoints)
         acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
         state, meta = clone_state(backbone), {"source_l2": l2}
@@ -280,8 +225,9 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             meta["source_head_acc"] = head_accuracy(ctx, backbone, module.head)
         return state, meta | {"source_acc": acc, "samples": p.steps * p.batch_size * views}
 
-    with ctx.phase("pretrain"):
-        state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", keys.pretrain(ctx), build)
+    key = keys.pretrain(ctx)
+    with ctx.phase("pretrain"), stage_checkpoints(cfg, "pretrain", key) as checkpoints:
+        state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", key, build)
         backbone = restored(ctx, {k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
     ctx.info["source_probe_l2"] = meta["source_l2"]
@@ -359,13 +305,15 @@ def continued_backbone(
         x_new = ssl_images(target).to(ctx.device)
         x_old = concat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else None
         seed = cfg.train_seed + 1000 * (stage - 1)
-        fit(cfg, module, ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed))
+        batches = ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed)
+        name = "continued_pretrain" if stage == 1 else f"continued_pretrain_{stage}"
+        fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
         return clone_state(backbone), {
             "source_acc": probe_accuracy(ctx, backbone, ctx.source, ctx.info["source_probe_l2"])[0],
             "samples": c.steps * c.batch_size * 2,  # two SimCLR views per image
         }
 
-    with ctx.phase("continued_pretrain"):
+    with ctx.phase("continued_pretrain"), stage_checkpoints(cfg, "continued", key) as checkpoints:
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
         backbone = restored(ctx, state)  # not the module the build trained: see restored()
     _record_cache_use(ctx, "continued_pretrain", meta, hit)
@@ -449,8 +397,11 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
         head_init = (probe.weight.float(), probe.bias.float())
     ctx.info["head_init"] = t.head_init
     module, batches = classifier_and_batches(ctx, backbone, head_init)
-    with ctx.phase("train"):
-        fit(cfg, module, batches)
+    run = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(run, dict)
+    run.pop("paths")  # the checkpoint key: everything the fit depends on
+    with ctx.phase("train"), stage_checkpoints(cfg, "train", run) as checkpoints:
+        fit(cfg, module, batches, ctx.log_dir("train"), checkpoints)
     ctx.compute["train_samples"] = t.steps * t.batch_size
     step = train_step_flops(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes

@@ -41,3 +41,33 @@ def ssl_view(x: torch.Tensor, gen: torch.Generator, strength: float = 2.0) -> to
     contrast = 1 + 0.4 * (torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) - 0.5)
     noise = torch.randn(out.shape, generator=gen, device=x.device, dtype=x.dtype)
     return out * contrast + 0.1 * noise
+
+
+class AugmentGenerator:
+    """LightningModule mixin: one seeded augmentation generator that survives a checkpoint.
+
+    The generator is created on the first batch's device (so a GPU fit draws on the GPU) from
+    ``hparams.seed``. Its state goes into every checkpoint and comes back on resume, so a stage
+    resumed at step k draws the same views from step k on as one that never stopped.
+    """
+
+    _gen: torch.Generator | None = None
+    _gen_state: torch.Tensor | None = None  # loaded from a checkpoint, applied on first use
+
+    def generator(self, device: torch.device) -> torch.Generator:
+        """The augmentation generator, created on ``device`` at the first call."""
+        if self._gen is None:
+            self._gen = torch.Generator(device=device).manual_seed(self.hparams.seed)  # type: ignore[attr-defined]
+            if self._gen_state is not None:
+                self._gen.set_state(self._gen_state)
+                self._gen_state = None
+        return self._gen
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Store the generator's state with the weights."""
+        if self._gen is not None:
+            checkpoint["augment_generator"] = self._gen.get_state()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        """Resume the generator where the checkpoint left it (fresh if it had not drawn yet)."""
+        self._gen, self._gen_state = None, checkpoint.get("augment_generator")

@@ -19,14 +19,14 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lightning_modules.augment import random_affine
+from lightning_modules.augment import AugmentGenerator, random_affine
 from lightning_modules.datamodules import normalize
-from lightning_modules.optim import adamw, check_finite, warmup_cosine
+from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 from lightning_modules.probe import normalize_features
 from lightning_modules.streaming import Images, chunks
 
 
-class ClassifierModule(L.LightningModule):
+class ClassifierModule(AugmentGenerator, L.LightningModule):
     """Backbone + linear head, AdamW with separate backbone/head learning rates.
 
     Args:
@@ -63,7 +63,6 @@ class ClassifierModule(L.LightningModule):
             with torch.no_grad():
                 self.head.weight.copy_(head_init[0].T)
                 self.head.bias.copy_(head_init[1])
-        self._gen: torch.Generator | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1]."""
@@ -72,17 +71,16 @@ class ClassifierModule(L.LightningModule):
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if not self.hparams.augment:
             return x
-        if self._gen is None:
-            self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed)
-        return random_affine(x, self._gen)
+        return random_affine(x, self.generator(x.device))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """Cross-entropy on an augmented batch."""
+        """Cross-entropy on an augmented batch; logs it and both learning rates."""
         x, y = batch
         loss = F.cross_entropy(self(self._augment(x)), y)
         check_finite(loss, batch_idx)
+        log_step(self, loss, ("lr", "head_lr"))
         return loss
 
     def configure_optimizers(self) -> dict:

@@ -8,6 +8,7 @@ steps whatever the budget (a 1-shot run still takes ``steps`` steps).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import torch
@@ -35,7 +36,12 @@ class RandomBatches:
         batch_size: examples per batch.
         steps: number of batches (= optimiser steps of one epoch).
         seed: seeds the sampling generator; the same seed gives the same batches.
+
+    ``start`` (0 unless a fit resumes from a checkpoint at that step) skips the first batches:
+    they are still drawn, so batch k is the same whether or not the fit was interrupted.
     """
+
+    start = 0
 
     def __init__(
         self, x: Images, y: torch.Tensor | None, batch_size: int, steps: int, seed: int
@@ -59,13 +65,14 @@ class RandomBatches:
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         device = self.x.device
+        indices = itertools.islice(self._indices(), self.start, None)
         if isinstance(self.x, StreamedImages):
-            sampler = [idx.tolist() for idx in self._indices()]
+            sampler = [idx.tolist() for idx in indices]
             for images, idx in self.x.loader(batch_sampler=sampler):
                 idx = idx.to(device)
                 yield images.to(device, non_blocking=True), self._labels(idx)
             return
-        for idx in self._indices():
+        for idx in indices:
             idx = idx.to(device)
             yield self.x[idx], self._labels(idx)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import lightning as L  # noqa: N812
 import torch
 
 # torch's own list of devices with fused optimiser kernels (what AdamW checks `fused=True` against)
@@ -58,3 +59,20 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
     """Stop a diverged run at once instead of training on garbage."""
     if not torch.isfinite(loss):
         raise NonFiniteLossError(f"train/loss became {loss.item()} at step {step}")
+
+
+def log_step(module: L.LightningModule, loss: torch.Tensor, groups: tuple[str, ...]) -> None:
+    """Log ``train/loss`` and the learning rate of each parameter group (``train/<name>``).
+
+    The rates are the ones this step's update uses (the schedule steps after the optimiser), so a
+    curve shows warm-up and decay as the fit saw them. The run's loggers (a CSV file by default)
+    write a row every ``trainer.log_every_n_steps`` steps, and only on those steps is anything
+    logged: ``self.log`` on every step, for values the loggers then drop, cost about as much
+    per step as the rest of the Trainer's bookkeeping (benchmarks/fitting.py).
+    """
+    trainer = module.trainer
+    if (trainer.global_step + 1) % trainer.log_every_n_steps:  # the loggers' own rule
+        return
+    rates = trainer.optimizers[0].param_groups
+    values = {f"train/{name}": group["lr"] for name, group in zip(groups, rates, strict=True)}
+    module.log_dict({"train/loss": loss, **values})

@@ -13,16 +13,16 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lightning_modules.augment import random_affine, ssl_view
+from lightning_modules.augment import AugmentGenerator, random_affine, ssl_view
 from lightning_modules.datamodules import normalize
 from lightning_modules.objectives import nt_xent
-from lightning_modules.optim import adamw, check_finite, warmup_cosine
+from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 
 OBJECTIVES = ("supervised", "simclr")
 SCHEDULES = ("rewarm", "constant")  # learning rate over a stage
 
 
-class PretrainModule(L.LightningModule):
+class PretrainModule(AugmentGenerator, L.LightningModule):
     """One pretraining stage.
 
     Args:
@@ -66,7 +66,6 @@ class PretrainModule(L.LightningModule):
             self.head: nn.Module = nn.Linear(width, num_classes)
         else:
             self.head = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, proj_dim))
-        self._gen: torch.Generator | None = None
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(normalize(x)))
@@ -74,17 +73,17 @@ class PretrainModule(L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """Supervised cross-entropy or NT-Xent, on freshly augmented views."""
+        """Supervised cross-entropy or NT-Xent, on freshly augmented views; logs loss and lr."""
         x, y = batch
-        if self._gen is None:
-            self._gen = torch.Generator(device=x.device).manual_seed(self.hparams.seed)
+        gen = self.generator(x.device)
         if self.hparams.objective == "supervised":
-            loss = F.cross_entropy(self._embed(random_affine(x, self._gen)), y)
+            loss = F.cross_entropy(self._embed(random_affine(x, gen)), y)
         else:
-            z1 = self._embed(ssl_view(x, self._gen))
-            z2 = self._embed(ssl_view(x, self._gen))
+            z1 = self._embed(ssl_view(x, gen))
+            z2 = self._embed(ssl_view(x, gen))
             loss = nt_xent(z1, z2, self.hparams.temperature)
         check_finite(loss, batch_idx)
+        log_step(self, loss, ("lr",))
         return loss
 
     def configure_optimizers(self) -> dict:
