@@ -10,11 +10,13 @@ domain once (the domain builders are cached per process).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.config import ConfigError
+from benchmarks.config import ConfigError, validate
+from benchmarks.regimes import READS
 from benchmarks.stages import domain, new_backbone
 from lightning_modules.backbones import ModelError, load_checkpoint
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
@@ -72,3 +74,31 @@ def signature(cfg: DictConfig) -> str:
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in nodes}
     parts["regime"], parts["objective"] = cfg.regime.name, cfg.pretrain.objective
     return json.dumps(parts, sort_keys=True, default=str)
+
+
+Compose = Callable[..., DictConfig]  # a config loader's load_sweep_config
+Failure = tuple[tuple[str, ...], str]  # (the job's overrides, one line)
+
+
+def check_jobs(
+    compose: Compose, master: DictConfig, batch: Sequence[Sequence[str]]
+) -> tuple[dict[tuple[str, ...], DictConfig], Failure | None]:
+    """Compose, validate and :func:`prepare` each job, in order, until the first that fails.
+
+    Returns the composed configs by overrides and the first failure, if any. Each distinct
+    :func:`signature` is prepared once. Runs in the sweep's process or, for a parallel launcher,
+    on a share of the batch in each worker (``benchmarks/launcher.py``).
+    """
+    composed: dict[tuple[str, ...], DictConfig] = {}
+    checked: set[str] = set()
+    for overrides in batch:
+        cfg = compose(master_config=master, sweep_overrides=list(overrides))
+        try:
+            validate(cfg, READS)
+            if signature(cfg) not in checked:
+                prepare(cfg)
+                checked.add(signature(cfg))
+        except ConfigError as err:
+            return composed, (tuple(overrides), f"{err} (job: {' '.join(overrides)})")
+        composed[tuple(overrides)] = cfg
+    return composed, None

@@ -27,8 +27,7 @@ from omegaconf import DictConfig
 
 from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
-from benchmarks.config import ConfigError, conf_fingerprint, job_dirname, validate
-from benchmarks.regimes import READS
+from benchmarks.config import ConfigError, conf_fingerprint, job_dirname
 from benchmarks.schedule import builders_first, planned_builds, regime_of
 from common.records import RECORD_NAME, finished_record
 
@@ -115,17 +114,13 @@ class ResumingSweeper(BasicSweeper):
         """
         loader = self.hydra_context.config_loader
         compose = getattr(loader, "_regimebench_compose", loader.load_sweep_config)
-        composed, checked = {}, set()
-        for overrides in batch:
-            cfg = compose(master_config=self.config, sweep_overrides=list(overrides))
-            try:
-                validate(cfg, READS)
-                if preflight.signature(cfg) not in checked:
-                    preflight.prepare(cfg)
-                    checked.add(preflight.signature(cfg))
-            except ConfigError as err:
-                self._stop(f"{err} (job: {' '.join(overrides)})")
-            composed[tuple(overrides)] = cfg
+        in_workers = getattr(self.launcher, "check_jobs", None)  # benchmarks/launcher.py
+        if in_workers is not None:
+            composed, failure = in_workers(batch)
+        else:
+            composed, failure = preflight.check_jobs(compose, self.config, batch)
+        if failure is not None:
+            self._stop(failure[1])
         if type(self.launcher).__name__ != "BasicLauncher":  # the jobs decode their own data
             preflight.release()
 

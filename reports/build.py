@@ -25,6 +25,7 @@ from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differ
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
 from reports.family import with_keys
 from reports.findings import findings
+from reports.floor import baseline_regimes, best_by_aulc, floor_curve
 from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
 from reports.streams import (
@@ -97,8 +98,8 @@ def _streams(runs: pd.DataFrame) -> dict:
     }
 
 
-def _figures(summary: pd.DataFrame, streams: dict) -> dict[str, plt.Figure]:
-    eff = plots.data_efficiency(summary).figure
+def _figures(summary: pd.DataFrame, streams: dict, floor: pd.DataFrame) -> dict[str, plt.Figure]:
+    eff = plots.data_efficiency(summary, floor=floor).figure
     eff.tight_layout()
     figures = {"data_efficiency": eff}
     if summary["source/acc_before_mean"].notna().any():
@@ -160,7 +161,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     numbers["transfer"][TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
     (out / "figures").mkdir()
     per_class = _per_class(runs, records, budgets)
-    figures = _figures(summary, streams) | {
+    baselines = baseline_regimes(records)
+    figures = _figures(summary, streams, floor_curve(summary, baselines)) | {
         f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
     images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
@@ -173,6 +175,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
         "images": images,
         "findings": sentences,
         "headline": claims.headline(rows).to_html(escape=True) if len(rows) else "",
+        "floor": best_by_aulc(eff, summary, baselines),
         "claims_table": claims.claims_table(rows),
         "variance_table": variance_table(runs).to_html(
             index=False, escape=True, na_rep="-", float_format="{:.3f}".format

@@ -65,14 +65,34 @@ def _line(ax: Axes, cell: pd.DataFrame, metric: str, label: str, color: str, **k
     )
 
 
-def data_efficiency(summary: pd.DataFrame, ax: Axes | None = None) -> Axes:
-    """Target accuracy against labelled examples per class, one line per arm, 95% CI band."""
+def _floor(ax: Axes, floor: pd.DataFrame) -> None:
+    """The best classical baseline per budget: a wide grey band behind the arms, named per point."""
+    for i, (group, cell) in enumerate(floor.groupby("group", sort=False, dropna=False)):
+        where = f" ({group})" if isinstance(group, str) and group else ""
+        label = f"floor: best classical baseline{where}" if i < 3 else None
+        x, y = cell["labelled_per_class"], cell["acc"]
+        ax.plot(x, y, color="black", lw=6, alpha=0.15, solid_capstyle="round", label=label)
+        for xi, yi, name in zip(x, y, cell["regime"], strict=True):
+            ax.annotate(
+                name, (xi, yi), xytext=(0, 7), textcoords="offset points", fontsize=6,
+                ha="center", color="dimgray",
+            )  # fmt: skip
+
+
+def data_efficiency(
+    summary: pd.DataFrame, ax: Axes | None = None, floor: pd.DataFrame | None = None
+) -> Axes:
+    """Target accuracy against labelled examples per class, one line per arm, 95% CI band.
+
+    ``floor`` (``reports.floor.floor_curve``): the best classical baseline at each budget.
+    """
     ax = ax or plt.figure(figsize=(7, 4.5)).add_subplot()
+    if floor is not None and not floor.empty:
+        _floor(ax, floor)
     for arm, regime, style in _arms(summary):
         cell = summary[summary["arm"] == arm].sort_values("labelled_per_class")
         style = style | ({"ls": "--"} if regime == "pixels" else {})
-        label = arm.replace("pixels", "pixels (floor)", 1) if regime == "pixels" else arm
-        _line(ax, cell, "test/acc", label, COLORS.get(regime, "black"), **style)
+        _line(ax, cell, "test/acc", arm, COLORS.get(regime, "black"), **style)
     _budget_ticks(ax, summary)
     ax.set_ylabel("target test accuracy")
     ax.set_title("Data efficiency (mean over seeds, 95% Student-t CI)")

@@ -6,7 +6,15 @@ import pytest
 from scipy import stats
 
 from reports.claims import budget_sentence
-from reports.inference import boot_interval, from_on, holm, paired_test, t_interval, variance_split
+from reports.inference import (
+    boot_interval,
+    from_on,
+    holm,
+    paired_test,
+    t_interval,
+    variance_split,
+    wilcoxon_p,
+)
 from reports.variance import NOT_CROSSED, variance_table
 
 A = np.array([0.61, 0.72, 0.68, 0.90, 0.55, 0.70, 0.66])
@@ -54,6 +62,21 @@ def test_paired_test_matches_ttest_rel_and_wilcoxon():
     assert r.p_wilcoxon == pytest.approx(stats.wilcoxon(np.round(A - B, 12)).pvalue)
     ref = stats.ttest_rel(A, B).confidence_interval()
     assert (r.low, r.high) == pytest.approx((ref.low, ref.high))
+
+
+def test_vectorised_wilcoxon_gives_scipy_s_p_with_ties_and_zeros():
+    """Accuracy differences tie often (multiples of 1/n_test): the permutation path."""
+    rng = np.random.default_rng(7)
+    checked = 0
+    for _ in range(200):
+        n = int(rng.integers(3, 16))
+        d = np.round(rng.normal(0.01, 0.03, size=n), 2)
+        d[: int(rng.integers(0, 3))] = 0.0
+        if not np.any(d):
+            continue
+        assert wilcoxon_p(d) == float(stats.wilcoxon(d).pvalue), d
+        checked += 1
+    assert checked > 150
 
 
 def test_metrics_worked_example_and_the_wilcoxon_floor():

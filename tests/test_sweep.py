@@ -128,6 +128,12 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
             "allowed: 1..122 or 'all' (job: regime=scratch budget.per_class=500)",
             True,
         ),
+        (  # the same check when the parallel launcher's workers compose and check the jobs
+            ["-m", "regime=scratch,finetune", "budget.per_class=1,500", "hydra/launcher=parallel"],
+            "budget.per_class=500 is larger than the smallest class (122 training examples); "
+            "allowed: 1..122 or 'all' (job: regime=scratch budget.per_class=500)",
+            True,
+        ),
         (
             [
                 "-m",
