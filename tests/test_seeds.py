@@ -15,8 +15,8 @@ def test_train_seed_keeps_the_subset_and_changes_training(compose_cfg, tmp_path)
     ra, rb = execute(a, tmp_path / "a"), execute(b, tmp_path / "b")
     assert ra.info["pretrain_hash"] != rb.info["pretrain_hash"]  # pretraining re-seeded
     assert ra.metrics["test/ece"] != rb.metrics["test/ece"]
-    assert (ra["subset_seed"], ra["train_seed"]) == (0, 0)
-    assert (rb["subset_seed"], rb["train_seed"]) == (0, 1)
+    assert (ra.subset_seed, ra.train_seed) == (0, 0)
+    assert (rb.subset_seed, rb.train_seed) == (0, 1)
 
 
 def test_subset_seed_changes_the_subset_and_reuses_the_pretraining(compose_cfg, tmp_path):
@@ -26,7 +26,7 @@ def test_subset_seed_changes_the_subset_and_reuses_the_pretraining(compose_cfg, 
     assert ra.info["pretrain_cached"] is False
     assert rb.info["pretrain_cached"] is True  # one pretraining per train seed
     assert ra.info["pretrain_hash"] == rb.info["pretrain_hash"]
-    assert ra["config_hash"] != rb["config_hash"]
+    assert ra.config_hash != rb.config_hash
 
 
 def test_seed_is_shorthand_for_both(compose_cfg, tmp_path):
@@ -36,7 +36,7 @@ def test_seed_is_shorthand_for_both(compose_cfg, tmp_path):
     assert config_hash(short) == config_hash(both)
     rs, rb = execute(short, tmp_path / "s"), execute(both, tmp_path / "b")
     assert rs.metrics == rb.metrics
-    assert (rs["seed"], rs["subset_seed"], rs["train_seed"]) == (3, 3, 3)
+    assert (rs.seed, rs.subset_seed, rs.train_seed) == (3, 3, 3)
 
 
 @pytest.mark.parametrize("key", ["seed", "subset_seed", "train_seed"])
