@@ -147,6 +147,8 @@ def fit(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", MID_EPOCH_WARNING)
         trainer.fit(module, train_dataloaders=batches, ckpt_path=last_checkpoint(checkpoints))
+    if trainer.strategy.launcher is None:  # one process: keep the module where it trained
+        module.to(trainer.strategy.root_device)  # (the Trainer's teardown moved it to the CPU)
 
 
 @contextlib.contextmanager

@@ -11,7 +11,9 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmarks.run import execute
+from benchmarks import keys
+from benchmarks.cache import stable_hash
+from benchmarks.run import _context, config_hash, execute
 from lightning_modules.optim import warmup_cosine
 
 BIN = Path(sys.executable).parent
@@ -60,6 +62,19 @@ def test_a_callback_named_in_config_runs_in_every_fit(compose_cfg, tmp_path):
     assert len(lightning_lr) == 1
     ours = train["train/lr"].dropna().to_numpy()
     assert lightning_lr.iloc[:, 0].to_numpy() == pytest.approx(ours)
+
+
+def test_logging_and_checkpoints_change_no_hash_and_a_callback_does(compose_cfg):
+    def hashes(*overrides):
+        cfg = compose_cfg(*overrides)
+        return config_hash(cfg), stable_hash(keys.pretrain(_context(cfg)))
+
+    base = hashes()
+    assert base == hashes("trainer.checkpoint_every=10", "trainer.log_every_n_steps=1")
+    assert base == hashes("trainer.logger={}", "trainer.enable_model_summary=true")
+    swa = "+trainer.callbacks.swa={_target_:lightning.pytorch.callbacks.StochasticWeightAveraging,"
+    changed = hashes(swa + "swa_lrs:0.01}")  # a callback may change the weights
+    assert changed[0] != base[0] and changed[1] != base[1]
 
 
 STAGE = ["regime=linear_probe", "budget.per_class=1", "pretrain.steps=120"]
