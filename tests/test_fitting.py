@@ -34,12 +34,12 @@ def test_each_fit_writes_a_csv_row_per_logged_step(compose_cfg, tmp_path):
     every = ["trainer.log_every_n_steps=5", "pretrain.steps=10", "train.steps=20"]
     job = tmp_path / "job"
     record = execute(compose_cfg("regime=finetune", *every), job)
-    assert record["status"] == "ok", record["error"]
+    assert record.status == "ok", record.error
     train = pd.read_csv(job / "train" / "metrics.csv")
     assert train["step"].tolist() == [4, 9, 14, 19]  # one row per 5 optimiser steps
     assert {"train/loss", "train/lr", "train/head_lr"} <= set(train.columns)
     assert train["train/loss"].notna().all() and (train["train/loss"] > 0).all()
-    schedule = _learning_rates(record["config"]["train"])  # the rate each step trained with
+    schedule = _learning_rates(record.config["train"])  # the rate each step trained with
     assert train["train/lr"].tolist() == pytest.approx([schedule[s] for s in train["step"]])
     pretrain = pd.read_csv(job / "pretrain" / "metrics.csv")  # this run built the stage
     assert pretrain["step"].tolist() == [4, 9]
@@ -47,7 +47,7 @@ def test_each_fit_writes_a_csv_row_per_logged_step(compose_cfg, tmp_path):
     again = execute(
         compose_cfg("regime=finetune", "seed=0", "budget.per_class=1", *every), job / "b"
     )
-    assert again["info"]["pretrain_cached"] is True
+    assert again.info["pretrain_cached"] is True
     assert not (job / "b" / "pretrain").exists()  # a cached stage logs where it was built
     assert (job / "b" / "train" / "metrics.csv").exists()
 
@@ -56,7 +56,7 @@ def test_a_callback_named_in_config_runs_in_every_fit(compose_cfg, tmp_path):
     monitor = "+trainer.callbacks.lr={_target_:lightning.pytorch.callbacks.LearningRateMonitor}"
     cfg = compose_cfg("regime=scratch", "train.steps=10", monitor)
     record = execute(cfg, tmp_path)
-    assert record["status"] == "ok", record["error"]
+    assert record.status == "ok", record.error
     train = pd.read_csv(tmp_path / "train" / "metrics.csv")
     lightning_lr = train.filter(like="lr-AdamW").dropna(how="all")  # the callback's own column
     assert len(lightning_lr) == 1
