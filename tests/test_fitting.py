@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from benchmarks import keys
-from benchmarks.cache import stable_hash
 from benchmarks.run import _context, config_hash, execute
+from common.cache import stable_hash
 from lightning_modules.optim import warmup_cosine
 
 BIN = Path(sys.executable).parent
