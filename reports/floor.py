@@ -52,6 +52,8 @@ def floor_curve(summary: pd.DataFrame, baselines: set[str]) -> pd.DataFrame:
 
 def best_by_aulc(eff: pd.DataFrame, summary: pd.DataFrame, baselines: set[str]) -> list[str]:
     """One sentence per group: the baseline with the highest mean AULC, and its interval."""
+    if eff.empty or not baselines:  # one budget: no curve, no AULC
+        return []
     regime_of = summary.drop_duplicates("arm").set_index("arm")["regime"]
     group_of = summary.drop_duplicates("arm").set_index("arm")["group"]
     rows = eff[eff["arm"].map(regime_of).isin(baselines)].dropna(subset=["aulc"])
