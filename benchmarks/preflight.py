@@ -95,9 +95,10 @@ def check_jobs(
         cfg = compose(master_config=master, sweep_overrides=list(overrides))
         try:
             validate(cfg, READS)
-            if signature(cfg) not in checked:
+            sig = signature(cfg)  # a JSON dump of six resolved nodes: once per job
+            if sig not in checked:
                 prepare(cfg)
-                checked.add(signature(cfg))
+                checked.add(sig)
         except ConfigError as err:
             return composed, (tuple(overrides), f"{err} (job: {' '.join(overrides)})")
         composed[tuple(overrides)] = cfg
