@@ -32,9 +32,12 @@ from hydra import compose, initialize_config_dir
 from joblib import effective_n_jobs
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks import fitting, stages
+from benchmarks import fitting
 from benchmarks.cli_types import positive_int
+from benchmarks.inputs import RunContext, new_backbone
+from benchmarks.pretraining import pretrained_backbone
 from benchmarks.run import CONF_DIR, _context
+from benchmarks.training import classifier_and_batches
 from common.records import RECORD_NAME, read_record
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
@@ -46,9 +49,9 @@ def _cfg(cache: Path, *overrides: str) -> DictConfig:
         return compose("config", overrides=[f"paths.cache_dir={cache}", *overrides])
 
 
-def _module(ctx: stages.RunContext) -> tuple[ClassifierModule, RandomBatches]:
+def _module(ctx: RunContext) -> tuple[ClassifierModule, RandomBatches]:
     """The suite's own module and batches for one target fit (fresh weights each call)."""
-    return stages.classifier_and_batches(ctx, stages.new_backbone(ctx.cfg, 0))
+    return classifier_and_batches(ctx, new_backbone(ctx.cfg, 0))
 
 
 def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
@@ -144,7 +147,7 @@ def probe_speed(cache: Path) -> dict[str, Any]:
     """Cached-feature probe vs end-to-end probe at the largest budget, same l2 and iterations."""
     ctx = _context(_cfg(cache, "regime=linear_probe", "budget.per_class=all"))
     torch.set_num_threads(ctx.cfg.threads)
-    backbone, _ = stages.pretrained_backbone(ctx)
+    backbone = pretrained_backbone(ctx).backbone
     x, y = ctx.target.x_train[ctx.labelled], ctx.target.y_train[ctx.labelled]
     l2, iters = ctx.cfg.probe.default_l2, ctx.cfg.probe.max_iter
     start = time.perf_counter()

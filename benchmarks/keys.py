@@ -20,7 +20,7 @@ from benchmarks.config import numeric_trainer
 from common.cache import versioned
 
 if TYPE_CHECKING:
-    from benchmarks.stages import RunContext
+    from benchmarks.inputs import RunContext
     from lightning_modules.domains import Domain
 
 

@@ -16,8 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.config import ConfigError, validate
+from benchmarks.inputs import domain, new_backbone
 from benchmarks.regimes import READS
-from benchmarks.stages import domain, new_backbone
 from lightning_modules.backbones import ModelError, load_checkpoint
 from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
 from lightning_modules.datasets import load

@@ -1,22 +1,30 @@
-"""The regimes: plain functions from a run's context to its metrics, dispatched by name.
+"""The regimes: plain functions from a run's context to its outcome, dispatched by name.
 
 Adding a regime is one function here, one entry in ``REGIMES`` and one ``conf/regime/*.yaml``
-whose ``name`` is the key. Each returns ``{"test/acc", "test/f1_macro", "test/ece"}`` and, when it
-starts from a pretrained backbone, the source accuracy before/after (see ``stages.forgetting``).
+whose ``name`` is the key. Each returns an :class:`Outcome`: metrics ``{"test/acc",
+"test/f1_macro", "test/ece"}`` and, when it starts from a pretrained backbone, the source accuracy
+before/after (``probing.forgetting``); and the record's ``info`` and ``compute``, assembled here
+from the typed results its stages returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from threadpoolctl import threadpool_limits
 
-from benchmarks import keys, stages
-from benchmarks.stages import RunContext
-from common.cache import cached
+from benchmarks import keys
+from benchmarks.inputs import RunContext, domain, new_backbone
+from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
+from benchmarks.pretraining import pretrained_backbone as pretrained
+from benchmarks.probing import fit_labelled_probe, forgetting, pretrained_features, probe_accuracy
+from benchmarks.training import Evaluated, Trained, evaluate, train_classifier
+from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features
@@ -25,32 +33,54 @@ from lightning_modules.streaming import Images, materialize
 Metrics = dict[str, float]
 
 
-def _probe_metrics(ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor) -> Metrics:
+@dataclass(frozen=True)
+class Outcome:
+    """What a regime hands the record: its metrics, ``info``, ``compute`` and the confusion."""
+
+    metrics: Metrics
+    info: dict[str, Any] = field(default_factory=dict)
+    compute: dict[str, float] = field(default_factory=dict)
+    confusion: list[list[int]] | None = None
+
+
+def _outcome(
+    ev: Evaluated, info: dict[str, Any], compute: dict[str, float], extra: Metrics | None = None
+) -> Outcome:
+    return Outcome(ev.metrics | (extra or {}), info, compute, ev.confusion)
+
+
+def _probe_outcome(
+    ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor
+) -> tuple[Evaluated, dict[str, Any]]:
     """Fit the linear probe on the labelled rows of ``train_x``; score it on ``test_x``."""
     with ctx.phase("train"):
-        probe = stages.fit_labelled_probe(ctx, train_x)
+        probe = fit_labelled_probe(ctx, train_x)
     with ctx.phase("eval"):
-        return stages.evaluate(ctx, probe.logits(test_x))
+        return evaluate(ctx, probe.probe.logits(test_x)), probe.info()
 
 
-def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> Metrics:
-    module = stages.train_classifier(ctx, backbone)
+def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> tuple[Trained, Evaluated]:
+    trained = train_classifier(ctx, backbone)
     with ctx.phase("eval"):
-        return stages.evaluate(ctx, module.predict_logits(ctx.target.x_test.to(ctx.device)))
+        logits = trained.module.predict_logits(ctx.target.x_test.to(ctx.device))
+        return trained, evaluate(ctx, logits)
 
 
-def scratch(ctx: RunContext) -> Metrics:
+def scratch(ctx: RunContext) -> Outcome:
     """Random init, everything trained on the labelled budget."""
-    return _train_and_evaluate(ctx, stages.new_backbone(ctx.cfg, ctx.cfg.train_seed).to(ctx.device))
+    backbone = new_backbone(ctx.cfg, ctx.cfg.train_seed).to(ctx.device)
+    trained, ev = _train_and_evaluate(ctx, backbone)
+    return _outcome(ev, trained.info(), trained.compute())
 
 
-def _fine_tuned(ctx: RunContext) -> Metrics:
-    backbone, before = stages.pretrained_backbone(ctx)
-    metrics = _train_and_evaluate(ctx, backbone)
-    return metrics | stages.forgetting(ctx, before, backbone)
+def _fine_tuned(ctx: RunContext) -> Outcome:
+    pre = pretrained(ctx)
+    trained, ev = _train_and_evaluate(ctx, pre.backbone)
+    info, compute = pre.info() | trained.info(), pre.compute() | trained.compute()
+    return _outcome(ev, info, compute, forgetting(ctx, pre, pre.backbone))
 
 
-def finetune(ctx: RunContext) -> Metrics:
+def finetune(ctx: RunContext) -> Outcome:
     """Plain fine-tuning: pretrained backbone, a new random head, all trained on the budget.
 
     ``train.head_init: random`` (validation refuses ``probe`` here: that is ``lp_ft``).
@@ -58,7 +88,7 @@ def finetune(ctx: RunContext) -> Metrics:
     return _fine_tuned(ctx)
 
 
-def lp_ft(ctx: RunContext) -> Metrics:
+def lp_ft(ctx: RunContext) -> Outcome:
     """LP-FT (Kumar et al. 2022): the head starts from the linear probe, then full fine-tuning.
 
     The probe is fitted on the frozen backbone's features of the labelled examples
@@ -67,39 +97,40 @@ def lp_ft(ctx: RunContext) -> Metrics:
     return _fine_tuned(ctx)
 
 
-def linear_probe(ctx: RunContext) -> Metrics:
+def linear_probe(ctx: RunContext) -> Outcome:
     """Pretrained and frozen; a logistic-regression probe on cached features.
 
     The backbone never changes, so its source accuracy after equals before: forgetting is 0 by
     construction, recorded so the forgetting table has every pretrained regime.
     """
-    backbone, before = stages.pretrained_backbone(ctx)
-    train_x, test_x = stages.pretrained_features(ctx, backbone)
-    metrics = _probe_metrics(ctx, train_x, test_x)
-    return metrics | {
-        "source/acc_before": before,
-        "source/acc_after": before,
+    pre = pretrained(ctx)
+    feats = pretrained_features(ctx, pre.backbone, stable_hash(pre.cache.key))
+    ev, probe_info = _probe_outcome(ctx, feats.train, feats.test)
+    source = {
+        "source/acc_before": pre.source_acc,
+        "source/acc_after": pre.source_acc,
         "source/forgetting": 0.0,
     }
+    return _outcome(ev, pre.info() | feats.info() | probe_info, pre.compute(), source)
 
 
-def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Metrics:
-    backbone, before = stages.pretrained_backbone(ctx)
-    backbone, after_continued, _ = stages.continued_backbone(ctx, backbone, on, (ctx.source,))
-    metrics = _train_and_evaluate(ctx, backbone)
-    return (
-        metrics
-        | stages.forgetting(ctx, before, backbone)
-        | {"source/acc_after_continued": after_continued}
-    )
+def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
+    pre = pretrained(ctx)
+    cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
+    trained, ev = _train_and_evaluate(ctx, cont.backbone)
+    cont_info, cont_compute = continued_facts([cont])
+    info = pre.info() | cont_info | trained.info()
+    compute = pre.compute() | cont_compute | trained.compute()
+    extra = forgetting(ctx, pre, cont.backbone) | {"source/acc_after_continued": cont.source_acc}
+    return _outcome(ev, info, compute, extra)
 
 
-def incremental_pretrain(ctx: RunContext) -> Metrics:
+def incremental_pretrain(ctx: RunContext) -> Outcome:
     """Pretrained, then SimCLR on the target's unlabelled train split, then fine-tuned."""
     return _continued_then_trained(ctx, None)
 
 
-def longer_pretrain(ctx: RunContext) -> Metrics:
+def longer_pretrain(ctx: RunContext) -> Outcome:
     """The compute-matched control of ``incremental_pretrain``: its extra SimCLR on the SOURCE.
 
     The same ``continued_pretrain`` stage (steps, batch, lr, schedule) continues on the source's
@@ -110,7 +141,7 @@ def longer_pretrain(ctx: RunContext) -> Metrics:
     return _continued_then_trained(ctx, ctx.cfg.source)
 
 
-def continual_pretrain(ctx: RunContext) -> Metrics:
+def continual_pretrain(ctx: RunContext) -> Outcome:
     """Source pretraining, then SimCLR on each domain of ``stream`` in turn (no labels).
 
     After every stage a linear probe on every domain (fitted on the run's label budget of that
@@ -122,56 +153,63 @@ def continual_pretrain(ctx: RunContext) -> Metrics:
     """
     cfg = ctx.cfg
     stream = [cfg.stream[name] for name in cfg.stream]
-    domains = [ctx.source, *(stages.domain(d, cfg) for d in stream)]
+    domains = [ctx.source, *(domain(d, cfg) for d in stream)]
     per_class = parse_per_class(cfg.budget.per_class)
     labelled = [budget_indices(d.y_train, per_class, cfg.subset_seed) for d in domains]
-    backbone, _ = stages.pretrained_backbone(ctx)
+    pre: Pretrained = pretrained(ctx)
 
     def probe(backbone: torch.nn.Module, j: int, l2: float | None = None) -> tuple[float, float]:
-        return stages.probe_accuracy(ctx, backbone, domains[j], l2, labelled[j])
+        return probe_accuracy(ctx, backbone, domains[j], l2, labelled[j])
 
     def start() -> tuple[dict, dict]:
         """Row 0 of R and the random-init baselines: shared by every variant of a seed."""
-        random_init = stages.new_backbone(cfg, cfg.train_seed).to(ctx.device)
-        first = [probe(backbone, j) for j in range(len(domains))]
+        random_init = new_backbone(cfg, cfg.train_seed).to(ctx.device)
+        first = [probe(pre.backbone, j) for j in range(len(domains))]
         return {}, {
             "baseline": [probe(random_init, j)[0] for j in range(len(domains))],
             "row": [fit[0] for fit in first],
             "l2": [fit[1] for fit in first],  # each domain's penalty, fixed from here on
         }
 
-    key = keys.stream_start(ctx, ctx.info["pretrain_hash"], domains[1:])
+    key = keys.stream_start(ctx, stable_hash(pre.cache.key), domains[1:])
     with ctx.phase("eval"):
         _, first, _ = cached(cfg.paths.cache_dir, "stream_start", key, start)
     baseline, l2 = first["baseline"], first["l2"]
-    rows, key = [first["row"]], None
+    rows, stages, backbone, base = [first["row"]], list[Continued](), pre.backbone, pre.cache.key
     for i, dom_cfg in enumerate(stream, start=1):
-        backbone, _, key = stages.continued_backbone(
-            ctx, backbone, dom_cfg, tuple(domains[:i]), stage=i, base_key=key
+        cont = continued_backbone(
+            ctx, backbone, pre.probe_l2, base, dom_cfg, tuple(domains[:i]), stage=i
         )
+        stages.append(cont)
+        backbone, base = cont.backbone, cont.cache.key
         with ctx.phase("eval"):
             rows.append([probe(backbone, j, l2[j])[0] for j in range(len(domains))])
-    ctx.info["stream_domains"] = [d.name for d in domains]
     metrics = {f"R/{i}/{j}": acc for i, row in enumerate(rows) for j, acc in enumerate(row)}
     with ctx.phase("features"):
         train_x = extract_features(backbone, ctx.target.x_train.to(ctx.device))
         test_x = extract_features(backbone, ctx.target.x_test.to(ctx.device))
-    target = _probe_metrics(ctx, train_x, test_x)  # as linear_probe: l2 cross-validated
-    return metrics | {f"b/{j}": acc for j, acc in enumerate(baseline)} | target
+    ev, probe_info = _probe_outcome(ctx, train_x, test_x)  # as linear_probe: l2 cross-validated
+    cont_info, cont_compute = continued_facts(stages)
+    info = pre.info() | cont_info | {"stream_domains": [d.name for d in domains]} | probe_info
+    baselines_b = {f"b/{j}": acc for j, acc in enumerate(baseline)}
+    return Outcome(
+        metrics | baselines_b | ev.metrics, info, pre.compute() | cont_compute, ev.confusion
+    )
 
 
-def pixels(ctx: RunContext) -> Metrics:
+def pixels(ctx: RunContext) -> Outcome:
     """The floor: the same logistic-regression probe on the raw input pixels."""
     flat_train = materialize(ctx.target.x_train).flatten(1).to(ctx.device)
     flat_test = materialize(ctx.target.x_test).flatten(1).to(ctx.device)
-    return _probe_metrics(ctx, flat_train, flat_test)
+    ev, probe_info = _probe_outcome(ctx, flat_train, flat_test)
+    return _outcome(ev, probe_info, {})
 
 
 def _flat(images: Images) -> np.ndarray:
     return materialize(images).flatten(1).double().numpy()
 
 
-def _baseline(ctx: RunContext, name: str) -> Metrics:
+def _baseline(ctx: RunContext, name: str) -> Outcome:
     """Fit a scikit-learn baseline on the budget's pixels, its hyperparameters by CV inside it.
 
     Label spreading also gets every other target train image (and the domain's unlabelled
@@ -191,7 +229,7 @@ def _baseline(ctx: RunContext, name: str) -> Metrics:
     with ctx.phase("train"), threadpool_limits(limits=ctx.cfg.threads):
         chosen = baselines.select(name, cfg, x, y, unlabelled, seed=ctx.cfg.train_seed)
         model = baselines.fit(name, cfg, chosen.params, x, y, unlabelled)
-    ctx.info |= {
+    info = {
         "baseline_params": chosen.params,
         "baseline_selected_by": chosen.selected_by,
         "baseline_cv_acc": chosen.cv_acc,
@@ -199,20 +237,20 @@ def _baseline(ctx: RunContext, name: str) -> Metrics:
     }
     with ctx.phase("eval"), threadpool_limits(limits=ctx.cfg.threads):
         logits = baselines.scores(model, _flat(ctx.target.x_test))
-    return stages.evaluate(ctx, torch.from_numpy(logits))
+    return _outcome(evaluate(ctx, torch.from_numpy(logits)), info, {})
 
 
-def svm(ctx: RunContext) -> Metrics:
+def svm(ctx: RunContext) -> Outcome:
     """RBF-SVM on pixels; C and gamma by CV inside the budget (``svm:`` node)."""
     return _baseline(ctx, "svm")
 
 
-def knn(ctx: RunContext) -> Metrics:
+def knn(ctx: RunContext) -> Outcome:
     """k-nearest neighbours on pixels; k (at most the examples per class) and weights by CV."""
     return _baseline(ctx, "knn")
 
 
-def label_spreading(ctx: RunContext) -> Metrics:
+def label_spreading(ctx: RunContext) -> Outcome:
     """Semi-supervised label spreading on pixels: the budget plus all unlabelled target images.
 
     Sized for the small domains: the pixel matrix is float64 in memory (STL-10's 100,000
@@ -238,7 +276,7 @@ READS: dict[str, tuple[str, ...]] = {
 }
 STAGE_NODES = ("pretrain", "continued_pretrain", "train", "stream", *baselines.BASELINES)
 
-REGIMES: dict[str, Callable[[RunContext], Metrics]] = {
+REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "scratch": scratch,
     "finetune": finetune,
     "lp_ft": lp_ft,

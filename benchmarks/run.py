@@ -5,7 +5,8 @@
     regimebench -m experiment=digits                          # the default comparison sweep
 
 The entry point composes, validates, seeds and dispatches ``REGIMES[cfg.regime.name]``; the ML
-lives in ``benchmarks/stages.py`` and ``lightning_modules/``. A run whose folder already holds an
+lives in the stage modules (``benchmarks/pretraining.py``, ``probing.py``, ``training.py``)
+and ``lightning_modules/``. A run whose folder already holds an
 ``ok`` record for the same config hash is skipped, so re-running a sweep resumes it.
 """
 
@@ -35,12 +36,12 @@ from benchmarks.config import (
     register,
     validate,
 )
+from benchmarks.inputs import RunContext, domain, training_device
 from benchmarks.overrides import first_problem
 from benchmarks.preflight import prepare
 from benchmarks.provenance import environment
-from benchmarks.regimes import READS, REGIMES, STAGE_NODES
+from benchmarks.regimes import READS, REGIMES, STAGE_NODES, Outcome
 from benchmarks.samples import record_samples
-from benchmarks.stages import RunContext, domain, training_device
 from common.cache import stable_hash
 from common.metrics import definitions_for
 from common.records import (
@@ -104,14 +105,17 @@ def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     return facts
 
 
-def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any]) -> RunRecord:
+def _record(
+    cfg: DictConfig, ctx: RunContext, chash: str, status: dict[str, Any], result: Outcome
+) -> RunRecord:
+    """The run's record: its status, the regime's outcome (empty for a failed run), the facts."""
     counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
-    confusion = ctx.info.pop("confusion", None)  # top level: the report reads it per class
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
     return RunRecord(
         schema_version=SCHEMA_VERSION,
-        **outcome,
+        **status,
+        metrics=result.metrics,
         regime=cfg.regime.name,
         reads=list(READS[cfg.regime.name]),  # the stage nodes this run's numbers depend on
         source=cfg.source.name,
@@ -133,11 +137,11 @@ def _record(cfg: DictConfig, ctx: RunContext, chash: str, outcome: dict[str, Any
         },
         domains=domain_facts(cfg, ctx),
         seconds=ctx.seconds,
-        compute=ctx.compute | peak_memory_mb(ctx.device),
-        info=ctx.info,
-        confusion=confusion,
+        compute=result.compute | peak_memory_mb(ctx.device),
+        info=result.info,
+        confusion=result.confusion,  # top level: the report reads it per class
         samples=record_samples(ctx.source, ctx.target),
-        definitions=definitions_for(outcome["metrics"]),
+        definitions=definitions_for(result.metrics),
         config_hash=chash,
         job=_job_identity(),
         config=config,
@@ -167,13 +171,14 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
     ctx = _context(cfg, out_dir)
     start = time.perf_counter()
     try:
-        metrics = REGIMES[cfg.regime.name](ctx)
-        outcome: dict[str, Any] = {"status": "ok", "error": None, "metrics": metrics}
+        result = REGIMES[cfg.regime.name](ctx)
+        status: dict[str, Any] = {"status": "ok", "error": None}
     except Exception as err:  # a failed run is a record, never a silent gap  # noqa: BLE001
         log.exception("run failed")
-        outcome = {"status": "failed", "error": f"{type(err).__name__}: {err}", "metrics": {}}
+        status = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
+        result = Outcome({})  # no stage finished that the record could describe
     ctx.seconds["total"] = time.perf_counter() - start
-    record = _record(cfg, ctx, chash, outcome)
+    record = _record(cfg, ctx, chash, status, result)
     write_record(path, record)
     return record
 

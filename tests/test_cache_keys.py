@@ -11,8 +11,8 @@ import pytest
 from helpers import write_image_tree
 
 from benchmarks import keys
+from benchmarks.inputs import domain
 from benchmarks.run import _context
-from benchmarks.stages import domain
 from common.cache import CACHE_VERSION, stable_hash, versioned
 from lightning_modules.datasets import load
 from lightning_modules.domains import build_domain

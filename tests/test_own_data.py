@@ -6,9 +6,9 @@ import torch
 from helpers import write_image_tree
 
 from benchmarks.config import ConfigError, validate
+from benchmarks.inputs import ssl_images
 from benchmarks.regimes import READS
 from benchmarks.run import _context, execute
-from benchmarks.stages import ssl_images
 
 
 def test_an_image_folder_target_pretrains_on_its_own_train_images(compose_cfg, tmp_path):

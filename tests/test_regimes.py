@@ -6,9 +6,10 @@ import pytest
 import torch
 
 from benchmarks.config import ConfigError
+from benchmarks.pretraining import pretrained_backbone
 from benchmarks.regimes import REGIMES
 from benchmarks.run import _context, execute
-from benchmarks.stages import pretrained_backbone
+from common.cache import stable_hash
 from common.records import read_record
 
 PRETRAINED = ("finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain")
@@ -50,14 +51,14 @@ def test_pretraining_is_cached_across_regimes_and_budgets(compose_cfg, tmp_path)
 def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
     cfg = compose_cfg("regime=finetune")
     ctx = _context(cfg)
-    backbone, _ = pretrained_backbone(ctx)
+    backbone = pretrained_backbone(ctx).backbone
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     REGIMES["linear_probe"](ctx)
-    frozen, _ = pretrained_backbone(ctx)
+    frozen = pretrained_backbone(ctx).backbone
     assert all(torch.equal(before[k], v) for k, v in frozen.state_dict().items())
-    from benchmarks.stages import train_classifier
+    from benchmarks.training import train_classifier
 
-    module = train_classifier(ctx, backbone)
+    module = train_classifier(ctx, backbone).module
     changed = [k for k, v in module.backbone.state_dict().items() if not torch.equal(before[k], v)]
     assert any("running_mean" in k for k in changed)  # BatchNorm statistics moved
     assert any(k.endswith("weight") for k in changed)
@@ -65,8 +66,8 @@ def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
 
 def test_probe_and_pixels_are_different_predictors(compose_cfg):
     ctx = _context(compose_cfg("regime=linear_probe", "budget.per_class=5"))
-    a = REGIMES["linear_probe"](ctx)
-    b = REGIMES["pixels"](ctx)
+    a = REGIMES["linear_probe"](ctx).metrics
+    b = REGIMES["pixels"](ctx).metrics
     assert a["test/ece"] != b["test/ece"]
 
 
@@ -123,32 +124,33 @@ def test_supervised_source_keeps_its_head_for_head_retained_forgetting(compose_c
 
 def _head_inits(monkeypatch) -> list:
     """Spy on the head each target fit starts from (None: a new random head)."""
-    from benchmarks import stages
+    from benchmarks import training
 
-    seen, real = [], stages.classifier_and_batches
+    seen, real = [], training.classifier_and_batches
 
     def spy(ctx, backbone, head_init=None):
         seen.append(head_init)
         return real(ctx, backbone, head_init)
 
-    monkeypatch.setattr(stages, "classifier_and_batches", spy)
+    monkeypatch.setattr(training, "classifier_and_batches", spy)
     return seen
 
 
 def test_lp_ft_head_starts_from_the_probe_and_finetune_does_not(compose_cfg, monkeypatch):
-    from benchmarks.stages import fit_labelled_probe, pretrained_features
+    from benchmarks.probing import fit_labelled_probe, pretrained_features
 
     seen = _head_inits(monkeypatch)
     ctx = _context(compose_cfg("regime=lp_ft", "budget.per_class=5"))
-    REGIMES["lp_ft"](ctx)
-    backbone, _ = pretrained_backbone(ctx)
-    probe = fit_labelled_probe(ctx, pretrained_features(ctx, backbone)[0])
+    outcome = REGIMES["lp_ft"](ctx)
+    pre = pretrained_backbone(ctx)
+    features = pretrained_features(ctx, pre.backbone, stable_hash(pre.cache.key))
+    probe = fit_labelled_probe(ctx, features.train).probe
     assert torch.allclose(seen[0][0], probe.weight.float())
     assert torch.allclose(seen[0][1], probe.bias.float())
-    assert ctx.info["head_init"] == "probe"
+    assert outcome.info["head_init"] == "probe"
     ft = _context(compose_cfg("regime=finetune", "budget.per_class=5"))
-    REGIMES["finetune"](ft)
-    assert seen[1] is None and ft.info["head_init"] == "random"
+    outcome = REGIMES["finetune"](ft)
+    assert seen[1] is None and outcome.info["head_init"] == "random"
 
 
 @pytest.mark.parametrize(("regime", "wrong"), [("finetune", "probe"), ("lp_ft", "random")])

@@ -1,0 +1,104 @@
+"""Target training on the labelled budget, and the target test metrics of any predictor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from omegaconf import OmegaConf
+from torch import nn
+
+from benchmarks.compute import train_step_flops
+from benchmarks.fitting import fit, stage_checkpoints
+from benchmarks.inputs import RunContext
+from benchmarks.probing import LabelledProbe, fit_labelled_probe
+from lightning_modules.classifier import ClassifierModule
+from lightning_modules.datamodules import RandomBatches
+from lightning_modules.metrics import classification_metrics, confusion_matrix
+from lightning_modules.probe import extract_features
+from lightning_modules.streaming import take
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A target fit: the trained module, how its head started, and what the fit cost."""
+
+    module: ClassifierModule
+    head_init: str  # "random", or "probe" (LP-FT: the head starts from ``probe``)
+    probe: LabelledProbe | None
+    samples: int
+    flops: float
+
+    def info(self) -> dict[str, Any]:
+        """The record's ``info`` entries of the target fit (the LP-FT probe's among them)."""
+        probe = self.probe.info() if self.probe is not None else {}
+        return probe | {"head_init": self.head_init}
+
+    def compute(self) -> dict[str, float]:
+        """The record's ``compute`` entries of the target fit."""
+        return {"train_samples": self.samples, "train_flops": self.flops}
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    """Target test metrics and the confusion matrix they came from."""
+
+    metrics: dict[str, float]
+    confusion: list[list[int]]
+
+
+def classifier_and_batches(
+    ctx: RunContext,
+    backbone: nn.Module,
+    head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> tuple[ClassifierModule, RandomBatches]:
+    """The module and the batches of one target fit, seeded from ``train_seed``."""
+    cfg, t = ctx.cfg, ctx.cfg.train
+    torch.manual_seed(4000 + cfg.train_seed)
+    module = ClassifierModule(
+        backbone,
+        ctx.target.num_classes,
+        t.lr,
+        t.head_lr,
+        t.weight_decay,
+        t.steps,
+        t.warmup_fraction,
+        t.augment,
+        cfg.train_seed,
+        head_init,
+    )
+    x = take(ctx.target.x_train, ctx.labelled).to(ctx.device)
+    y = ctx.target.y_train[ctx.labelled].to(ctx.device)
+    return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.train_seed)
+
+
+def train_classifier(ctx: RunContext, backbone: nn.Module) -> Trained:
+    """Train backbone + head on the labelled budget for ``train.steps`` steps.
+
+    With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
+    features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
+    """
+    cfg, t = ctx.cfg, ctx.cfg.train
+    head_init, probe = None, None
+    if t.head_init == "probe":
+        with ctx.phase("train"):
+            features = extract_features(backbone, ctx.target.x_train.to(ctx.device))
+            probe = fit_labelled_probe(ctx, features)
+        head_init = (probe.probe.weight.float(), probe.probe.bias.float())
+    module, batches = classifier_and_batches(ctx, backbone, head_init)
+    run = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(run, dict)
+    run.pop("paths")  # the checkpoint key: everything the fit depends on
+    with ctx.phase("train"), stage_checkpoints(cfg, "train", run) as checkpoints:
+        fit(cfg, module, batches, ctx.log_dir("train"), checkpoints)
+    step = train_step_flops(
+        cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes
+    )
+    return Trained(module, t.head_init, probe, t.steps * t.batch_size, float(step * t.steps))
+
+
+def evaluate(ctx: RunContext, logits: torch.Tensor) -> Evaluated:
+    """Target test metrics from the target test split's logits, with their confusion matrix."""
+    confusion = confusion_matrix(logits.cpu(), ctx.target.y_test)
+    return Evaluated(classification_metrics(logits.cpu(), ctx.target.y_test), confusion)
