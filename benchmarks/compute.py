@@ -17,15 +17,18 @@ whose BatchNorm statistics must not move.
 from __future__ import annotations
 
 import functools
+import json
 import resource
 import sys
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
+from omegaconf import OmegaConf
 from timm.layers import set_fused_attn, use_fused_attn
 from torch.utils import flop_counter
 
+from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone
 from lightning_modules.classifier import ClassifierModule
 
@@ -86,11 +89,21 @@ class unfused_attention:  # noqa: N801 - used like a function, as a context mana
 
 
 @functools.lru_cache(maxsize=32)
-def train_step_flops(model: str, image_size: int, batch_size: int, num_classes: int) -> int:
-    """FLOPs of one forward + backward of backbone and head (optimizer update not counted)."""
+def train_step_flops(
+    model: str, image_size: int, batch_size: int, num_classes: int, factory: str | None = None
+) -> int:
+    """FLOPs of one forward + backward of backbone and head (optimizer update not counted).
+
+    ``factory``: ``model.factory`` as JSON, whose backbone is counted instead of timm's
+    ``model``. A user's ``train.module`` is counted as the built-in head on its backbone.
+    """
     with unfused_attention():
         torch.manual_seed(0)
-        module = ClassifierModule(create_backbone(model), num_classes, 1e-3, 1e-3, 0.0, 1)
+        if factory is None:
+            backbone = create_backbone(model)
+        else:
+            backbone = build_backbone(OmegaConf.create(json.loads(factory)), in_chans=1)
+        module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
     x = torch.rand(batch_size, 1, image_size, image_size)
     y = torch.arange(batch_size) % num_classes
     with flop_counter_mode() as counter:

@@ -81,6 +81,7 @@ class ModelConfig:
     in_chans: int | None = None  # channels every domain is converted to; None = the target's
     drop_rate: float | None = None
     checkpoint: str | None = None  # pretrain=timm: a local weights file (.pt/.pth/.safetensors)
+    factory: Any = None  # a _target_ node building the backbone (benchmarks/user_code.py)
 
 
 @dataclass
@@ -121,6 +122,7 @@ class TrainConfig:
     warmup_fraction: float = MISSING
     augment: bool = MISSING
     head_init: str = MISSING
+    module: Any = None  # a _target_ LightningModule class (benchmarks/user_code.py)
 
 
 HEAD_INITS = ("random", "probe")
@@ -368,7 +370,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         _check(cfg[key] >= 0, key, cfg[key], "an int >= 0")
     _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
     _check(
-        timm.is_model(cfg.model.name),
+        cfg.model.factory is not None or timm.is_model(cfg.model.name),  # a factory: a label
         "model.name",
         cfg.model.name,
         "a timm model name (timm.list_models()), e.g. test_resnet, resnet18",

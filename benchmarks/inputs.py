@@ -23,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone, load_checkpoint, pretrained_timm
 from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
@@ -103,8 +104,13 @@ def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
 
 
 def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
-    """A randomly initialised backbone whose weights depend only on ``seed``."""
+    """A randomly initialised backbone whose weights depend only on ``seed``.
+
+    ``model.factory`` (a user's ``_target_``) builds it instead of timm wherever one is built.
+    """
     torch.manual_seed(seed)
+    if cfg.model.factory is not None:
+        return build_backbone(cfg.model.factory, in_chans(cfg))
     return create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
 
 

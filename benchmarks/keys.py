@@ -63,6 +63,8 @@ def common(ctx: RunContext, kind: str) -> dict[str, Any]:
         "in_chans": int(ctx.target.x_train.shape[1]),
         "drop_rate": cfg.model.drop_rate,
     }
+    if cfg.model.factory is not None:  # a user's backbone: its node, not model.name, says what
+        model["factory"] = _container(cfg.model.factory)
     return versioned(
         kind,
         model=model,

@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks import outcome
+from benchmarks import outcome, user_code
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import (
@@ -75,6 +75,9 @@ def config_hash(cfg: DictConfig) -> str:
     data.pop("question", None)
     data.pop("comparisons", None)  # what the report compares, not what a run computes
     data.pop("seed", None)  # shorthand: subset_seed and train_seed hold what it set
+    for node, key in (("model", "factory"), ("train", "module")):  # null: the built-in, and
+        if key in data.get(node, {}) and data[node][key] is None:  # the hash it had before
+            data[node].pop(key)
     data["trainer"] = numeric_trainer(data["trainer"])
     return stable_hash(data)
 
@@ -138,7 +141,7 @@ def _record(
         domains=domain_facts(cfg, ctx),
         seconds=ctx.seconds,
         compute=result.compute | peak_memory_mb(ctx.device),
-        info=result.info,
+        info=result.info | user_code.info(cfg, READS[cfg.regime.name]),
         confusion=result.confusion,  # top level: the report reads it per class
         samples=record_samples(ctx.source, ctx.target),
         definitions=definitions_for(result.metrics),
@@ -169,6 +172,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
         return None
     torch.set_num_threads(cfg.threads)
     ctx = _context(cfg, out_dir)
+    user_code.check(cfg, READS[cfg.regime.name], int(ctx.target.x_train.shape[1]))
     start = time.perf_counter()
     try:
         result = REGIMES[cfg.regime.name](ctx)

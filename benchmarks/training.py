@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
+import lightning as L  # noqa: N812
 import torch
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from benchmarks.compute import train_step_flops
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext
 from benchmarks.probing import LabelledProbe, fit_labelled_probe
+from benchmarks.user_code import build_module
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.metrics import classification_metrics, confusion_matrix
@@ -24,7 +27,7 @@ from lightning_modules.streaming import take
 class Trained:
     """A target fit: the trained module, how its head started, and what the fit cost."""
 
-    module: ClassifierModule
+    module: L.LightningModule  # ClassifierModule or a user's: both have predict_logits
     head_init: str  # "random", or "probe" (LP-FT: the head starts from ``probe``)
     probe: LabelledProbe | None
     samples: int
@@ -52,22 +55,40 @@ def classifier_and_batches(
     ctx: RunContext,
     backbone: nn.Module,
     head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[ClassifierModule, RandomBatches]:
-    """The module and the batches of one target fit, seeded from ``train_seed``."""
+) -> tuple[L.LightningModule, RandomBatches]:
+    """The module and the batches of one target fit, seeded from ``train_seed``.
+
+    The module is ``ClassifierModule``, or the user's ``train.module`` (benchmarks/user_code.py).
+    """
     cfg, t = ctx.cfg, ctx.cfg.train
     torch.manual_seed(4000 + cfg.train_seed)
-    module = ClassifierModule(
-        backbone,
-        ctx.target.num_classes,
-        t.lr,
-        t.head_lr,
-        t.weight_decay,
-        t.steps,
-        t.warmup_fraction,
-        t.augment,
-        cfg.train_seed,
-        head_init,
-    )
+    if t.module is not None:  # a user's LightningModule: the same arguments, by name
+        module = build_module(
+            t.module,
+            backbone=backbone,
+            num_classes=ctx.target.num_classes,
+            lr=t.lr,
+            head_lr=t.head_lr,
+            weight_decay=t.weight_decay,
+            steps=t.steps,
+            warmup_fraction=t.warmup_fraction,
+            augment=t.augment,
+            seed=cfg.train_seed,
+            head_init=head_init,
+        )
+    else:
+        module = ClassifierModule(
+            backbone,
+            ctx.target.num_classes,
+            t.lr,
+            t.head_lr,
+            t.weight_decay,
+            t.steps,
+            t.warmup_fraction,
+            t.augment,
+            cfg.train_seed,
+            head_init,
+        )
     x = take(ctx.target.x_train, ctx.labelled).to(ctx.device)
     y = ctx.target.y_train[ctx.labelled].to(ctx.device)
     return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.train_seed)
@@ -93,9 +114,16 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> Trained:
     with ctx.phase("train"), stage_checkpoints(cfg, "train", run) as checkpoints:
         fit(cfg, module, batches, ctx.log_dir("train"), checkpoints)
     step = train_step_flops(
-        cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes
+        cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
     )
     return Trained(module, t.head_init, probe, t.steps * t.batch_size, float(step * t.steps))
+
+
+def factory(cfg: DictConfig) -> str | None:
+    """``model.factory`` as sorted JSON (hashable, for the FLOP count's cache), or None."""
+    if cfg.model.factory is None:
+        return None
+    return json.dumps(OmegaConf.to_container(cfg.model.factory, resolve=True), sort_keys=True)
 
 
 def evaluate(ctx: RunContext, logits: torch.Tensor) -> Evaluated:

@@ -21,10 +21,18 @@ TINY_STEPS = [
 
 
 def run_cli(
-    args: list[str], cwd: Path, check: bool = True, script: str = "regimebench", timeout=600
+    args: list[str],
+    cwd: Path,
+    check: bool = True,
+    script: str = "regimebench",
+    timeout=600,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``script args`` in ``cwd`` with a cache folder of its own; assert success if asked."""
-    env = {**os.environ, "REGIMEBENCH_CACHE": str(cwd / "cache")}
+    """Run ``script args`` in ``cwd`` with a cache folder of its own; assert success if asked.
+
+    ``env`` adds to (or replaces) the caller's environment variables.
+    """
+    env = {**os.environ, "REGIMEBENCH_CACHE": str(cwd / "cache"), **(env or {})}
     proc = subprocess.run(
         [str(BIN / script), *args],
         cwd=cwd,
