@@ -48,6 +48,8 @@ def chosen_runs(runs: pd.DataFrame, without: set[str] = frozenset()) -> pd.DataF
     Returns the chosen rows of ``runs`` (index kept, so ``records[i]`` is row ``i``'s record)
     with ``n_seeds`` (the cell's ok runs) and ``budget_end`` ("smallest" / "largest" / "only").
     """
+    if "test/acc" not in runs:  # every run failed: nothing measured, nothing to choose
+        return runs.iloc[:0]
     ok = runs[(runs["status"] == "ok") & ~runs["regime"].isin(without)]
     ok = ok.dropna(subset=["test/acc"])
     rows = []
