@@ -28,6 +28,7 @@ from torch.utils import flop_counter
 
 from lightning_modules.backbones import create_backbone
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.normalization import InputStats, with_stats
 
 aten = torch.ops.aten
 
@@ -90,7 +91,8 @@ def train_step_flops(model: str, image_size: int, batch_size: int, num_classes: 
     """FLOPs of one forward + backward of backbone and head (optimizer update not counted)."""
     with unfused_attention():
         torch.manual_seed(0)
-        module = ClassifierModule(create_backbone(model), num_classes, 1e-3, 1e-3, 0.0, 1)
+        backbone = with_stats(create_backbone(model), InputStats((0.0,), (1.0,), "FLOPs only"))
+        module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
     x = torch.rand(batch_size, 1, image_size, image_size)
     y = torch.arange(batch_size) % num_classes
     with flop_counter_mode() as counter:

@@ -37,6 +37,7 @@ from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
 from lightning_modules.metrics import classification_metrics, confusion_matrix
+from lightning_modules.normalization import stats_of, timm_stats, with_stats
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import (
     LinearProbe,
@@ -120,10 +121,17 @@ def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
         raise DomainError(err.at(dom._get_full_key(None))) from None  # noqa: SLF001
 
 
-def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
-    """A randomly initialised backbone whose weights depend only on ``seed``."""
+def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Module:
+    """A randomly initialised backbone whose weights depend only on ``seed``.
+
+    It reads the target's input statistics; ``pretrained`` (a pretraining stage and every
+    backbone it hands on) the source's, or timm's for published weights (normalization.py).
+    """
     torch.manual_seed(seed)
-    return create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
+    net = create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
+    weights = pretrained and cfg.pretrain.objective == "timm"
+    node = cfg.source if pretrained else cfg.data
+    return with_stats(net, timm_stats(net, cfg.model.name) if weights else domain(node, cfg).stats)
 
 
 def probe_accuracy(
@@ -167,8 +175,9 @@ def weights_backbone(cfg: DictConfig) -> nn.Module:
     """``pretrain=timm``: the model with timm's hub weights, or ``model.checkpoint``'s."""
     m = cfg.model
     if m.checkpoint is None:
-        return pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
-    backbone = new_backbone(cfg, 0)
+        net = pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
+        return with_stats(net, timm_stats(net, m.name))
+    backbone = new_backbone(cfg, 0, pretrained=True)
     load_checkpoint(backbone, m.checkpoint)
     return backbone
 
@@ -198,7 +207,7 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
             backbone = weights_backbone(cfg).to(ctx.device)
             acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
             return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
-        backbone = new_backbone(cfg, 1000 + cfg.train_seed)
+        backbone = new_backbone(cfg, 1000 + cfg.train_seed, pretrained=True)
         torch.manual_seed(2000 + cfg.train_seed)
         module = PretrainModule(
             backbone,
@@ -230,6 +239,7 @@ def pretrained_backbone(ctx: RunContext) -> tuple[nn.Module, float]:
         state, meta, hit = cached(cfg.paths.cache_dir, "pretrain", key, build)
         backbone = restored(ctx, {k: v for k, v in state.items() if not k.startswith(HEAD)})
     _record_cache_use(ctx, "pretrain", meta, hit)
+    ctx.info["input_stats"] = stats_of(backbone).facts()  # what every later fit reads
     ctx.info["source_probe_l2"] = meta["source_l2"]
     ctx.info["source_probe_l2_at_edge"] = l2_at_edge(meta["source_l2"], cfg.probe.l2_grid)
     head = {k.removeprefix(HEAD): v for k, v in state.items() if k.startswith(HEAD)}
@@ -252,7 +262,7 @@ def restored(ctx: RunContext, state: dict[str, torch.Tensor]) -> nn.Module:
     recorded another ``test/ece`` than one that loaded it. Handing on a new module with the
     state loaded into it makes a miss give exactly what a later hit gives.
     """
-    backbone = new_backbone(ctx.cfg, 0)
+    backbone = new_backbone(ctx.cfg, 0, pretrained=True)
     backbone.load_state_dict(state)
     return backbone.to(ctx.device)
 
@@ -396,6 +406,7 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> ClassifierModule:
             )
         head_init = (probe.weight.float(), probe.bias.float())
     ctx.info["head_init"] = t.head_init
+    ctx.info["input_stats"] = stats_of(backbone).facts()
     module, batches = classifier_and_batches(ctx, backbone, head_init)
     run = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(run, dict)
