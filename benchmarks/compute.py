@@ -31,6 +31,7 @@ from torch.utils import flop_counter
 from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.normalization import InputStats, with_stats
 
 aten = torch.ops.aten
 
@@ -103,6 +104,7 @@ def train_step_flops(
             backbone = create_backbone(model)
         else:
             backbone = build_backbone(OmegaConf.create(json.loads(factory)), in_chans=1)
+        backbone = with_stats(backbone, InputStats((0.0,), (1.0,), "FLOPs only"))
         module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
     x = torch.rand(batch_size, 1, image_size, image_size)
     y = torch.arange(batch_size) % num_classes

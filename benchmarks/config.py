@@ -54,6 +54,17 @@ class FractalConfig:
 
 
 @dataclass
+class NormalizeConfig:
+    """A domain's pixel mean and std per channel ([0, 1] pixels; one value for every channel).
+
+    Both null: computed from the domain's train images (lightning_modules/normalization.py).
+    """
+
+    mean: list[float] | None = None
+    std: list[float] | None = None
+
+
+@dataclass
 class DomainConfig:
     """A domain: which dataset (and where its files are), which classes, which shifts."""
 
@@ -70,6 +81,7 @@ class DomainConfig:
     in_memory: bool = True  # imagefolder: false = decode files in DataLoader workers on demand
     workers: int = 2  # DataLoader worker processes for in_memory=false
     fractal: FractalConfig | None = None
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
 
 
 @dataclass

@@ -28,6 +28,7 @@ from lightning_modules.backbones import create_backbone, load_checkpoint, pretra
 from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
+from lightning_modules.normalization import timm_stats, with_stats
 from lightning_modules.streaming import Images, concat
 
 
@@ -103,23 +104,30 @@ def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
         raise DomainError(err.at(dom._get_full_key(None))) from None  # noqa: SLF001
 
 
-def new_backbone(cfg: DictConfig, seed: int) -> nn.Module:
+def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Module:
     """A randomly initialised backbone whose weights depend only on ``seed``.
 
     ``model.factory`` (a user's ``_target_``) builds it instead of timm wherever one is built.
+    It reads the target's input statistics; ``pretrained`` (a pretraining stage and every
+    backbone it hands on) the source's, or timm's for published weights (normalization.py).
     """
     torch.manual_seed(seed)
     if cfg.model.factory is not None:
-        return build_backbone(cfg.model.factory, in_chans(cfg))
-    return create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
+        net = build_backbone(cfg.model.factory, in_chans(cfg))
+    else:
+        net = create_backbone(cfg.model.name, in_chans=in_chans(cfg), drop_rate=cfg.model.drop_rate)
+    weights = pretrained and cfg.pretrain.objective == "timm" and cfg.model.factory is None
+    node = cfg.source if pretrained else cfg.data
+    return with_stats(net, timm_stats(net, cfg.model.name) if weights else domain(node, cfg).stats)
 
 
 def weights_backbone(cfg: DictConfig) -> nn.Module:
     """``pretrain=timm``: the model with timm's hub weights, or ``model.checkpoint``'s."""
     m = cfg.model
     if m.checkpoint is None:
-        return pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
-    backbone = new_backbone(cfg, 0)
+        net = pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
+        return with_stats(net, timm_stats(net, m.name))
+    backbone = new_backbone(cfg, 0, pretrained=True)
     load_checkpoint(backbone, m.checkpoint)
     return backbone
 

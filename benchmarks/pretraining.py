@@ -22,6 +22,7 @@ from common.cache import cached, stable_hash
 from lightning_modules.backbones import clone_state
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.domains import Domain
+from lightning_modules.normalization import stats_of
 from lightning_modules.pretrain import PretrainModule
 from lightning_modules.probe import l2_at_edge
 from lightning_modules.streaming import concat
@@ -98,6 +99,7 @@ class Pretrained:
     def info(self) -> dict[str, Any]:
         """The record's ``info`` entries of the pretraining stage."""
         out = self.cache.info("pretrain") | {
+            "input_stats": stats_of(self.backbone).facts(),  # what every later fit reads
             "source_probe_l2": self.probe_l2,
             "source_probe_l2_at_edge": self.probe_l2_at_edge,
         }
@@ -136,7 +138,7 @@ def restored(ctx: RunContext, state: dict[str, torch.Tensor]) -> nn.Module:
     recorded another ``test/ece`` than one that loaded it. Handing on a new module with the
     state loaded into it makes a miss give exactly what a later hit gives.
     """
-    backbone = new_backbone(ctx.cfg, 0)
+    backbone = new_backbone(ctx.cfg, 0, pretrained=True)
     backbone.load_state_dict(state)
     return backbone.to(ctx.device)
 
@@ -150,7 +152,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
             backbone = weights_backbone(cfg).to(ctx.device)
             acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
             return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
-        backbone = new_backbone(cfg, 1000 + cfg.train_seed)
+        backbone = new_backbone(cfg, 1000 + cfg.train_seed, pretrained=True)
         torch.manual_seed(2000 + cfg.train_seed)
         module = PretrainModule(
             backbone,

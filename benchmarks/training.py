@@ -19,6 +19,7 @@ from benchmarks.user_code import build_module
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.metrics import classification_metrics, confusion_matrix
+from lightning_modules.normalization import stats_of
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import take
 
@@ -32,11 +33,12 @@ class Trained:
     probe: LabelledProbe | None
     samples: int
     flops: float
+    input_stats: dict[str, Any]  # the normalisation the backbone reads (normalization.py)
 
     def info(self) -> dict[str, Any]:
         """The record's ``info`` entries of the target fit (the LP-FT probe's among them)."""
         probe = self.probe.info() if self.probe is not None else {}
-        return probe | {"head_init": self.head_init}
+        return probe | {"head_init": self.head_init, "input_stats": self.input_stats}
 
     def compute(self) -> dict[str, float]:
         """The record's ``compute`` entries of the target fit."""
@@ -101,6 +103,7 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> Trained:
     features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
     """
     cfg, t = ctx.cfg, ctx.cfg.train
+    stats = stats_of(backbone).facts()
     head_init, probe = None, None
     if t.head_init == "probe":
         with ctx.phase("train"):
@@ -116,7 +119,8 @@ def train_classifier(ctx: RunContext, backbone: nn.Module) -> Trained:
     step = train_step_flops(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
     )
-    return Trained(module, t.head_init, probe, t.steps * t.batch_size, float(step * t.steps))
+    samples, flops = t.steps * t.batch_size, float(step * t.steps)
+    return Trained(module, t.head_init, probe, samples, flops, stats)
 
 
 def factory(cfg: DictConfig) -> str | None:

@@ -20,7 +20,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lightning_modules.augment import AugmentGenerator, random_affine
-from lightning_modules.datamodules import normalize
+from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 from lightning_modules.probe import normalize_features
 from lightning_modules.streaming import Images, chunks
@@ -66,7 +66,7 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for images in [0, 1]."""
-        return self.head(normalize_features(self.backbone(normalize(x))))
+        return self.head(normalize_features(self.backbone(normalize(x, stats_of(self.backbone)))))
 
     def _augment(self, x: torch.Tensor) -> torch.Tensor:
         if not self.hparams.augment:

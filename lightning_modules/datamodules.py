@@ -15,16 +15,6 @@ import torch
 
 from lightning_modules.streaming import Images, StreamedImages, concat
 
-# Inputs are standardised with fixed constants (the digits pixel mean/std at 16x16), not with
-# statistics of the labelled subset, so every budget and regime sees the same input scale.
-PIXEL_MEAN = 0.30
-PIXEL_STD = 0.40
-
-
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """Map [0, 1] pixels to roughly zero mean, unit variance."""
-    return (x - PIXEL_MEAN) / PIXEL_STD
-
 
 class RandomBatches:
     """``steps`` batches sampled with replacement; an iterable Lightning accepts as a loader.

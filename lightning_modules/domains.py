@@ -18,6 +18,7 @@ import torch.nn.functional as F  # noqa: N812
 
 from lightning_modules import shifts
 from lightning_modules.datasets import LOADERS, NODE, DataError, load
+from lightning_modules.normalization import InputStats, domain_stats
 from lightning_modules.streaming import Images, StreamedImages, mapped, take
 
 DATASETS = tuple(LOADERS)
@@ -50,6 +51,16 @@ class Domain:
     transform: Any = None
     native_size: tuple[int, int] | None = None  # (H, W) on disk, before the resize
     native_channels: int | None = None
+    declared_stats: dict[str, Any] | None = None  # the config's ``normalize`` (mean, std)
+
+    @functools.cached_property
+    def stats(self) -> InputStats:
+        """The pixel statistics of this domain: declared, or computed from its train images.
+
+        Computed on first use only: a run whose backbone keeps another domain's statistics
+        never reads this one's train images for it.
+        """
+        return domain_stats(self.declared_stats, self.x_train, self.name)
 
     @property
     def num_classes(self) -> int:
@@ -168,4 +179,20 @@ def build_domain(
     extra = pipeline(raw.x_unlabeled) if raw.x_unlabeled is not None else None
     names = tuple(raw.class_names[c] for c in keep)
     facts = (spec["dataset"], spec["transform"], raw.native_size, raw.native_channels)
-    return Domain(name, xtr, ytr, xte, yte, names, extra, *facts)
+    return Domain(name, xtr, ytr, xte, yte, names, extra, *facts, _declared(spec))
+
+
+def _declared(spec: dict[str, Any]) -> dict[str, Any] | None:
+    """The config's ``normalize`` (both values, or None for statistics computed from the data)."""
+    node = spec.get("normalize") or {}
+    mean, std = node.get("mean"), node.get("std")
+    if mean is None and std is None:
+        return None
+    if mean is None or std is None or len(mean) != len(std) or not mean:
+        raise DomainError(
+            f"{NODE}.normalize={node} is invalid; set mean and std with one value per channel "
+            "(or one for every channel), or neither to compute them from the train images"
+        )
+    if min(std) <= 0:
+        raise DomainError(f"{NODE}.normalize.std={std} is invalid; allowed: values > 0")
+    return {"mean": mean, "std": std}

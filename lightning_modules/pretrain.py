@@ -14,7 +14,7 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lightning_modules.augment import AugmentGenerator, random_affine, ssl_view
-from lightning_modules.datamodules import normalize
+from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.objectives import nt_xent
 from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 
@@ -68,7 +68,7 @@ class PretrainModule(AugmentGenerator, L.LightningModule):
             self.head = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, proj_dim))
 
     def _embed(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(normalize(x)))
+        return self.head(self.backbone(normalize(x, stats_of(self.backbone))))
 
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int

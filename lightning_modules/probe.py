@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lightning_modules.datamodules import normalize
+from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.streaming import Images, chunks
 
 FEATURE_SCALE = 10.0  # norm of every feature vector the probe sees; sets the l2 grid's scale
@@ -163,8 +163,9 @@ def extract_features(backbone: nn.Module, images: Images, batch_size: int = 1024
 
     The module's train/eval mode is restored afterwards, so calling this mid-training is safe.
     """
+    stats = stats_of(backbone)  # the statistics it was trained with
     was_training = backbone.training
     backbone.eval()
-    out = [backbone(normalize(chunk)) for chunk in chunks(images, batch_size)]
+    out = [backbone(normalize(chunk, stats)) for chunk in chunks(images, batch_size)]
     backbone.train(was_training)
     return torch.cat(out).float()

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from common.records import RunRecord
-from reports import claims, pdf, perclass, plots, render, setup, tables
+from reports import claims, pdf, perclass, plots, render, setup, tables, training
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
@@ -37,16 +37,8 @@ from reports.streams import (
 )
 from reports.variance import variance_table
 
-MATRIX_COLUMNS = [
-    "variant",
-    "stage",
-    "stage_domain",
-    "domain",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "n_seeds",
-]
+MATRIX_COLUMNS = ["variant", "stage", "stage_domain", "domain", "mean", "ci_low", "ci_high"]
+MATRIX_COLUMNS += ["n_seeds"]
 TRANSFER_COLUMNS = ["variant", "metric", "definition", "value", "ci_low", "ci_high", "n_seeds"]
 OPTIONAL_FIGURES = (
     "forgetting",
@@ -54,6 +46,7 @@ OPTIONAL_FIGURES = (
     "accuracy_matrix",
     "forgetting_vs_replay",
     "forgetting_tradeoff",
+    "training_curves",
 )
 METHODS = {
     "claim": CLAIM_METHOD,
@@ -165,6 +158,13 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     figures = _figures(summary, streams, floor_curve(summary, baselines)) | {
         f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
+    curves = training.section(runs, records, baselines)  # the median runs' loss curves
+    if (curve_figure := curves.pop("figure")) is not None:
+        figures["training_curves"] = curve_figure
+    table = curves.pop("table")
+    curves["html"] = table.to_html(
+        index=False, escape=True, na_rep="-", float_format="{:.4g}".format
+    )
     images = {name: render.png_data_uri(_save(fig, out, name)) for name, fig in figures.items()}
     for name in OPTIONAL_FIGURES:
         images.setdefault(name, "")
@@ -181,6 +181,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
             index=False, escape=True, na_rep="-", float_format="{:.3f}".format
         ),
         "per_class": per_class,
+        "training": curves,
     }
     _save_samples(out, context["setups"])
 

@@ -33,6 +33,7 @@ PRETRAIN_INPUTS = [
     "source.transform=invert",
     "source.split_seed=1",
     "source.test_fraction=0.4",
+    "source.normalize.mean=[0.5]",  # the statistics the backbone is trained with
     "probe.max_iter=50",
     "trainer.precision=bf16-mixed",
 ]

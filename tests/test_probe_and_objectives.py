@@ -6,6 +6,7 @@ import torch
 
 from lightning_modules.augment import ssl_view
 from lightning_modules.classifier import ClassifierModule
+from lightning_modules.normalization import InputStats, with_stats
 from lightning_modules.objectives import nt_xent
 from lightning_modules.probe import _fit, _folds, extract_features, fit_probe, l2_at_edge, select_l2
 
@@ -41,6 +42,7 @@ def test_probe_initialised_head_reproduces_probe_predictions():
     """A head started from a probe predicts exactly what the probe on cached features does."""
     torch.manual_seed(0)
     backbone = timm.create_model("test_resnet", num_classes=0, in_chans=1)
+    with_stats(backbone, InputStats((0.3,), (0.4,), "test"))  # what the suite's builder attaches
     images = torch.rand(40, 1, 16, 16)
     labels = torch.arange(4).repeat(10)
     feats = extract_features(backbone, images)
