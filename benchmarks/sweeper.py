@@ -37,6 +37,7 @@ from omegaconf import DictConfig
 from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname
+from benchmarks.regimes import READS
 from benchmarks.schedule import builders_first, planned_builds, regime_of
 from common.records import RECORD_NAME, finished_record
 
@@ -77,10 +78,10 @@ class ResumingSweeper(BasicSweeper):
                 self._stop(str(err))
         sweep_dir = Path(self.config.hydra.sweep.dir)
         default = self.config.regime.name
-        kinds = [
-            progress.Planned(regime_of(job, default), builds, self._job_dir(job).name)
-            for job, builds in zip(todo, planned_builds(todo, default), strict=True)
-        ]
+        kinds = []
+        for job, builds in zip(todo, planned_builds(todo, default), strict=True):
+            kind = regime_of(job, default)
+            kinds.append(progress.Planned(kind, builds, self._job_dir(job).name, READS.get(kind)))
         if first:
             total = sum(len(b) for b in self.overrides)
             progress.start(sweep_dir, total, skipped, kinds)
