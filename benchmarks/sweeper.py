@@ -18,8 +18,8 @@ sweeper against the public ``Sweeper`` interface would copy those 100 lines. Wha
 relies on (``sweep`` calls ``get_job_batch``, then ``validate_batch_is_legal`` and
 ``launcher.launch`` with that batch; ``overrides`` holds the batches, ``batch_index`` counts the
 ones handed out) is pinned by ``tests/test_sweep_contracts.py``, so a Hydra upgrade that changes
-it fails there first. The skip it buys: re-running a finished 105-run sweep
-took 22 s, 15 of them composing the finished jobs.
+it fails there first. The skip it buys: re-running a finished 105-run sweep took 22 s, 15 of
+them composing the finished jobs.
 """
 
 from __future__ import annotations
