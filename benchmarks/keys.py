@@ -6,7 +6,7 @@ crashed loading it (``size mismatch for conv1``). So keys hold the resolved chan
 size, each domain's resolved spec (absolute paths) together with what was loaded from it (class
 names, split sizes, native and used shapes), the settings of the stage, the seed, threads, the
 determinism flag, the device and the cache version (:func:`common.cache.versioned`).
-:func:`common` builds the part every run-dependent key shares, so the keys cannot drift apart.
+:func:`shared_key` builds the part every run-dependent key shares, so the keys cannot drift apart.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def domain_key(node: DictConfig, dom: Domain) -> dict[str, Any]:
     return {"spec": spec, "loaded": facts}
 
 
-def common(ctx: RunContext, kind: str) -> dict[str, Any]:
+def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
     """What every key of a run shares: the model as built, the train seed and how fits ran.
 
     ``train_seed``, not ``subset_seed``: every labelled subset of a train seed shares one
@@ -79,7 +79,7 @@ def common(ctx: RunContext, kind: str) -> dict[str, Any]:
 def pretrain(ctx: RunContext) -> dict[str, Any]:
     """The source-pretrained backbone (and its source probe, whose numbers the entry keeps)."""
     cfg = ctx.cfg
-    key = common(ctx, "pretrain") | {
+    key = shared_key(ctx, "pretrain") | {
         "pretrain": _container(cfg.pretrain),
         "source": domain_key(cfg.source, ctx.source),
         "probe": _container(cfg.probe),  # the cached source accuracy is this probe's
@@ -111,7 +111,7 @@ def continued(
 
 def features(ctx: RunContext, backbone_hash: str) -> dict[str, Any]:
     """The frozen backbone's target train/test features."""
-    return common(ctx, "features") | {
+    return shared_key(ctx, "features") | {
         "backbone": backbone_hash,
         "target": domain_key(ctx.cfg.data, ctx.target),
     }
@@ -125,7 +125,7 @@ def stream_start(ctx: RunContext, backbone_hash: str, domains: list[Domain]) -> 
     """
     cfg = ctx.cfg
     nodes = [cfg.stream[name] for name in cfg.stream]
-    return common(ctx, "stream_start") | {
+    return shared_key(ctx, "stream_start") | {
         "backbone": backbone_hash,
         "stream": [domain_key(n, d) for n, d in zip(nodes, domains, strict=True)],
         "probe": _container(cfg.probe),

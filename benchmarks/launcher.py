@@ -12,7 +12,8 @@ Measured on the 2-core CI machine in cold ``experiment=digits`` sweeps (2 worker
   although it has just been composed to validate it. Here each job receives the config
   composed for its check (:meth:`use_composed`).
 
-Everything else is Hydra's own ``_core.launch``: loky backend, the same ``Parallel`` arguments
+Everything else is what Hydra's joblib launcher does (its ``_core.launch``, copied rather than
+imported: ``_core`` is private): loky backend, the same ``Parallel`` arguments
 (the prewarm call uses them too, so that joblib reuses the same worker pool rather than starting
 another), and Hydra's ``run_job``. Only Hydra's plugin scan (through ``hydra_plugins/regimebench``)
 may subclass this module's class; see ``benchmarks/sweeper.py`` for why.
@@ -31,7 +32,6 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, configure_log, filter_overrides, run_job, setup_globals
 from hydra.types import HydraContext, TaskFunction
-from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
 from hydra_plugins.hydra_joblib_launcher.joblib_launcher import JoblibLauncher
 from joblib import Parallel, delayed, effective_n_jobs
 from omegaconf import DictConfig, open_dict
@@ -39,6 +39,21 @@ from omegaconf import DictConfig, open_dict
 from benchmarks.config import ConfigError
 
 log = logging.getLogger(__name__)
+
+# joblib arguments that the launcher's schema types as strings ("2*n_jobs", "auto", "1M") but that
+# joblib needs as ints when they are numbers; Hydra's launcher converts the same three.
+_INT_ARGS = ("pre_dispatch", "batch_size", "max_nbytes")
+
+
+def joblib_args(joblib_cfg: dict[str, Any]) -> dict[str, Any]:
+    """The ``Parallel`` arguments of a ``hydra.launcher`` node: number strings made ints."""
+    args = dict(joblib_cfg)
+    for key in _INT_ARGS:
+        value = args.get(key)
+        if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+            args[key] = int(value)
+    args["backend"] = "loky"  # as Hydra's launcher: threads are incompatible with Hydra
+    return args
 
 
 def _import(module: str) -> int:
@@ -99,10 +114,7 @@ class ParallelLauncher(JoblibLauncher):
                 f"hydra.launcher.n_jobs={n_jobs} is invalid; allowed: a positive int (workers), "
                 "or -1 for one per core (-2 for all but one, ...)"
             )
-        args = dict(self.joblib)
-        args["backend"] = "loky"  # as Hydra's launcher: threads are incompatible with Hydra
-        process_joblib_cfg(args)
-        return args
+        return joblib_args(self.joblib)
 
     def prewarm(self) -> None:
         """Start the workers importing the task's module; returns at once."""

@@ -6,7 +6,7 @@ the entry point names them first, in one line: the key, the bad value and what i
 A key added with ``+`` or ``++`` is checked the same way: Hydra adds it with struct mode off, so
 ``+no_such_key=1`` would compose, run and exit 0 with the typo silently ignored. Everything else
 (values, interpolations, ``~`` deletions, ``hydra/...``) is left to Hydra's composition and
-:func:`benchmarks.config.validate`.
+:func:`benchmarks.validation.validate`.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Checks that need the data: domains that build, budgets they can supply, weights that fit.
 
-The schema and :func:`benchmarks.config.validate` check what a config says; whether
+The schema and :func:`benchmarks.validation.validate` check what a config says; whether
 ``budget.per_class=500`` fits the smallest class, or whether ``source.root`` holds images, only
 the loaded data can say. A single run checks it before training (``benchmarks/run.py``); a sweep
 checks every job before the first one trains (``benchmarks/sweeper.py``), loading each distinct

@@ -17,8 +17,13 @@ regime's mean plus, per stage it is planned to build, the mean build time of tha
 planned builders that ended (a builder that found its stage cached adds 0, so a resumed sweep
 corrects itself). Leaving every build out as "one-off" said "about 1m24s left" in the forgetting
 study with 7 runs of 1.5 min to go: every job there builds its own continued stages. The sum is
-divided by the number of jobs seen running at once. Until every regime and every stage still to
-run has a finished example, the line says "at least".
+divided by the number of jobs seen running at once.
+
+A regime with no finished run yet counts at the mean of finished runs of regimes that declare
+the same stage nodes (``benchmarks.regimes.READS``, written into the plan), else at the mean of
+all finished runs. Counting it as zero said "at least 3s left" in a default sweep whose cheap
+probes had finished first, with every fine-tuning still to run. Until every stage still to
+build has a finished builder, the line says "at least".
 """
 
 from __future__ import annotations
@@ -38,15 +43,21 @@ OUTCOMES = ("ok", "failed", "skipped", "error")
 
 @dataclass(frozen=True)
 class Planned:
-    """A job still to run: its regime, the cached stages it is planned to build, its folder."""
+    """A job still to run: its regime, the cached stages it is planned to build, its folder.
+
+    ``reads``: the stage nodes its regime declares (None: not known), which say what a regime
+    with no finished run yet is like.
+    """
 
     kind: str
     builds: tuple[str, ...] = ()
     job: str = ""  # the job folder's name: matches its end line to this plan line
+    reads: tuple[str, ...] | None = None
 
     def line(self) -> str:
         """This job's ``todo`` line of the log."""
-        return f"todo\t{self.kind}\t{','.join(self.builds)}\t{self.job}\n"
+        reads = "" if self.reads is None else "\t" + ",".join(self.reads)
+        return f"todo\t{self.kind}\t{','.join(self.builds)}\t{self.job}{reads}\n"
 
 
 def _planned(kinds: Iterable[str | Planned]) -> list[Planned]:
@@ -125,6 +136,7 @@ class Progress:
     done: dict[str, list[float]] = field(default_factory=dict)  # regime -> recurring seconds
     builds: dict[str, list[float]] = field(default_factory=dict)  # stage -> planned builders'
     concurrency: int = 1  # the most jobs seen running at once
+    declared: dict[str, tuple[str, ...]] = field(default_factory=dict)  # regime -> its reads
 
     @property
     def finished(self) -> int:
@@ -139,24 +151,39 @@ class Progress:
     def eta_seconds(self, now: float) -> tuple[float, bool] | None:
         """Time left, and whether it is a lower bound; None before any job finished.
 
-        Per job still to run: its regime's mean run time without builds, plus the mean build
-        time of each stage it is planned to build; the sum over the jobs seen running at once.
-        A regime or stage with no finished example yet counts as zero, so the figure is then a
-        lower bound (said as "at least"). Before any run has finished with a timing (say every
-        one so far failed), the overall rate of the jobs that ended.
+        Per job still to run: its regime's mean run time without builds (:meth:`recurring`),
+        plus the mean build time of each stage it is planned to build; the sum over the jobs
+        seen running at once. A stage with no finished builder yet counts as zero, so the figure
+        is then a lower bound (said as "at least"). Before any run has finished with a timing
+        (say every one so far failed), the overall rate of the jobs that ended.
         """
-        samples = [s for runs in self.done.values() for s in runs]
-        if not samples:
+        if not any(self.done.values()):
             ran = self.finished - self.counts.get("skipped", 0)
             return None if ran == 0 else ((now - self.started) / ran * self.remaining, False)
         left, bound = 0.0, False
         for job in self.pending:
-            for seen in [self.done.get(job.kind)] + [self.builds.get(s) for s in job.builds]:
+            left += self.recurring(job.kind)
+            for seen in (self.builds.get(s) for s in job.builds):
                 if seen:
                     left += statistics.fmean(seen)
                 else:
                     bound = True
         return left / self.concurrency, bound
+
+    def recurring(self, kind: str) -> float:
+        """A regime's mean run time without builds; for one not seen yet, that of its likes.
+
+        Its likes are the finished runs of regimes that declare the same stage nodes, else every
+        finished run. Needs at least one finished run.
+        """
+        if self.done.get(kind):
+            return statistics.fmean(self.done[kind])
+        reads = self.declared.get(kind)
+        alike = [s for k, runs in self.done.items() if self._alike(k, reads) for s in runs]
+        return statistics.fmean(alike or [s for runs in self.done.values() for s in runs])
+
+    def _alike(self, kind: str, reads: tuple[str, ...] | None) -> bool:
+        return reads is not None and self.declared.get(kind) == reads
 
     def line(self, now: float) -> str:
         """The one-line status a user reads between runs."""
@@ -201,12 +228,15 @@ def read(sweep_dir: Path) -> Progress | None:
     pending: list[Planned] = []
     done: dict[str, list[float]] = {}
     builds: dict[str, list[float]] = {}
+    declared: dict[str, tuple[str, ...]] = {}
     running = concurrency = 0
     for line in lines[1:]:
         word, *rest = line.split("\t")
         if word == "todo" and rest:
-            kind, stages, job = (rest + ["", ""])[:3]
-            pending.append(Planned(kind, tuple(s for s in stages.split(",") if s), job))
+            planned = _todo(rest)
+            pending.append(planned)
+            if planned.reads is not None:
+                declared[planned.kind] = planned.reads
         elif word == "start":
             running += 1
             concurrency = max(concurrency, running)
@@ -223,7 +253,15 @@ def read(sweep_dir: Path) -> Progress | None:
             done.setdefault(kind, []).append(max(recurring, 0.0))
             for stage in planned.builds if planned else ():
                 builds.setdefault(stage, []).append(_built(built).get(stage, 0.0))
-    return Progress(int(total), float(started), counts, pending, done, builds, max(concurrency, 1))
+    at_once = max(concurrency, 1)
+    return Progress(int(total), float(started), counts, pending, done, builds, at_once, declared)
+
+
+def _todo(fields: list[str]) -> Planned:
+    """A ``todo`` line's job; its ``reads`` is None in a log written without them."""
+    kind, stages, job = (fields + ["", ""])[:3]
+    reads = tuple(s for s in fields[3].split(",") if s) if len(fields) > 3 else None
+    return Planned(kind, tuple(s for s in stages.split(",") if s), job, reads)
 
 
 def _duration(seconds: float) -> str:

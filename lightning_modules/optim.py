@@ -8,8 +8,10 @@ from typing import Any
 import lightning as L  # noqa: N812
 import torch
 
-# torch's own list of devices with fused optimiser kernels (what AdamW checks `fused=True` against)
-from torch.utils._foreach_utils import _get_fused_kernels_supported_devices
+# Device types with a fused AdamW kernel (torch >= 2.4: CUDA, CPU, MPS, XPU). torch's own list is
+# private (torch.utils._foreach_utils), so this is a copy: tests/test_optim.py steps a fused
+# AdamW on each such device type present and checks the copy against torch's list.
+FUSED_DEVICES = frozenset({"cpu", "cuda", "mps", "xpu"})
 
 
 def adamw(groups: Iterable[dict[str, Any]], weight_decay: float) -> torch.optim.AdamW:
@@ -21,9 +23,8 @@ def adamw(groups: Iterable[dict[str, Any]], weight_decay: float) -> torch.optim.
     """
     groups = [dict(g, params=list(g["params"])) for g in groups]
     params = [p for g in groups for p in g["params"]]
-    supported = set(_get_fused_kernels_supported_devices())
     fused = bool(params) and all(
-        p.device.type in supported and p.is_floating_point() for p in params
+        p.device.type in FUSED_DEVICES and p.is_floating_point() for p in params
     )
     return torch.optim.AdamW(groups, weight_decay=weight_decay, fused=fused or None)
 

@@ -19,7 +19,8 @@ def test_time_left_leaves_out_builds_and_divides_by_the_jobs_running_at_once(tmp
     progress.job_ended(sweep, "ok", "probe", seconds=31.0, oneoff=30.0)
     state = progress.read(sweep)
     assert state.concurrency == 2
-    assert state.line(0.0).endswith("5 remaining, at least 0s left")  # no fit has finished yet
+    # no fit has finished yet: the 4 fits count at the mean of the finished runs (1 s each)
+    assert state.line(0.0).endswith("5 remaining, about 2s left")
     progress.job_started(sweep)
     progress.job_ended(sweep, "ok", "fit", seconds=10.0)
     state = progress.read(sweep)
@@ -29,6 +30,42 @@ def test_time_left_leaves_out_builds_and_divides_by_the_jobs_running_at_once(tmp
     assert state.line(0.0) == (
         "sweep: 3/7 runs finished (2 ok, 1 skipped, 0 failed), 4 remaining, about 16s left"
     )
+
+
+def test_a_regime_not_seen_yet_counts_at_its_likes_or_the_mean_of_finished_runs(tmp_path):
+    """A default sweep whose cheap regimes finished first; "alike" is by declared stage nodes."""
+    from benchmarks.regimes import READS
+
+    regimes = ["pixels", "linear_probe", "finetune", "pixels", "linear_probe", "finetune"]
+    regimes += ["lp_ft", "lp_ft", "scratch"]
+    plan = [progress.Planned(r, job=f"j{i}", reads=READS[r]) for i, r in enumerate(regimes)]
+    progress.start(tmp_path, total=len(plan), skipped=0, kinds=plan)
+    for p, seconds in zip(plan[:2], (1.0, 3.0), strict=False):
+        progress.job_started(tmp_path)
+        progress.job_ended(tmp_path, "ok", p.kind, seconds, job=p.job)
+    state = progress.read(tmp_path)
+    assert state.declared["lp_ft"] == ("pretrain", "train")
+    # nothing that trains has finished: the 4 fine-tunings and scratch count at the mean, 2 s
+    assert state.eta_seconds(now=0.0) == (pytest.approx(1 + 3 + 5 * 2.0), False)  # was 4 s
+    progress.job_started(tmp_path)
+    progress.job_ended(tmp_path, "ok", "finetune", 20.0, job="j2")
+    state = progress.read(tmp_path)
+    # pixels 1 + probe 3 + finetune 20, lp_ft 2 x 20 (it reads what finetune reads), and
+    # scratch (nothing finished reads only ``train``) at the mean of the 3 runs, 8 s
+    assert state.recurring("lp_ft") == 20.0 and state.recurring("scratch") == pytest.approx(8.0)
+    assert state.eta_seconds(now=0.0) == (pytest.approx(1 + 3 + 20 + 2 * 20 + 8), False)
+    assert state.line(0.0).endswith("6 remaining, about 1m12s left")
+
+
+def test_a_log_without_declared_stages_counts_unseen_regimes_at_the_mean(tmp_path):
+    """A plan written before the stage nodes were in it: every finished run is alike."""
+    (tmp_path / progress.LOG_NAME).write_text(
+        "plan\t3\t0.000\ntodo\tpixels\t\tj0\ntodo\tfinetune\t\tj1\ntodo\tscratch\t\tj2\n"
+        "start\nok\tpixels\t2.000\t0.000\tj0\t\nstart\nok\tfinetune\t10.000\t0.000\tj1\t\n"
+    )
+    state = progress.read(tmp_path)
+    assert state.declared == {} and [p.reads for p in state.pending] == [None]
+    assert state.eta_seconds(now=0.0) == (pytest.approx(6.0), False)
 
 
 def test_a_failed_job_counts_as_ended_but_gives_no_timing(tmp_path):
