@@ -58,6 +58,10 @@ class DomainConfig:
     workers: int = 2  # DataLoader worker processes for in_memory=false
     fractal: FractalConfig | None = None
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    # test: evaluate on the test split. validation: a stratified validation_fraction of the train
+    # split stands in for it (lightning_modules/datasets.held_out): the view recipes are chosen on.
+    evaluate_on: str = "test"
+    validation_fraction: float = 0.2
 
 
 @dataclass

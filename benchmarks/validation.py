@@ -32,6 +32,7 @@ GRADIENT_NODES = ("pretrain", "continued_pretrain", "train")  # steps, batch_siz
 # Continued pretraining on the target is only "incremental" when the target differs from the
 # source; on the same images it is just longer pretraining, and its comparison is meaningless.
 NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
+EVALUATE_ON = ("test", "validation")
 
 
 def _same_images(dom: DictConfig) -> tuple[Any, ...]:
@@ -43,7 +44,8 @@ def _same_images(dom: DictConfig) -> tuple[Any, ...]:
         else None
         for k in ("root", "test_root")
     )
-    return (dom.dataset, classes, dom.transform, dom.test_fraction, dom.split_seed, folders)
+    split = (dom.test_fraction, dom.split_seed, dom.evaluate_on, dom.validation_fraction)
+    return (dom.dataset, classes, dom.transform, *split, folders)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -77,6 +79,14 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
         _check(1 <= f.instances <= 100, f"{prefix}.fractal.instances", f.instances, "1..100")
         _check(0 < f.threshold < 1, f"{prefix}.fractal.threshold", f.threshold, "0 < t < 1")
     _check(0 < dom.test_fraction < 1, f"{prefix}.test_fraction", dom.test_fraction, "0 < f < 1")
+    allowed = ", ".join(EVALUATE_ON)
+    _check(dom.evaluate_on in EVALUATE_ON, f"{prefix}.evaluate_on", dom.evaluate_on, allowed)
+    _check(
+        0 < dom.validation_fraction < 1,
+        f"{prefix}.validation_fraction",
+        dom.validation_fraction,
+        "0 < f < 1",
+    )
 
 
 def _check_stream(cfg: DictConfig) -> None:

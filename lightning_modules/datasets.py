@@ -16,6 +16,7 @@ performance design): at the presets' 32 px that is 0.6 GB for CIFAR's 50,000 tra
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from lightning_modules.streaming import Images
+from lightning_modules.streaming import Images, take
 
 NODE = "<node>"  # stands for the config key of the domain (data, source, stream.<k>)
 
@@ -218,8 +219,28 @@ LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {
 }
 
 
+def held_out(raw: Raw, fraction: float, seed: int) -> Raw:
+    """The domain's validation view: a stratified share of its TRAIN split stands in for test.
+
+    Recipes and design details (stage lengths, learning rates) are chosen on this view, so the
+    test split is never read while choosing; the remaining train images are the pool that budgets
+    and unlabelled stages draw from. The split depends only on ``split_seed``.
+    """
+    tr, va = _split_indices(raw.y_train, fraction, seed)
+    return dataclasses.replace(
+        raw,
+        x_train=take(raw.x_train, tr),
+        y_train=raw.y_train[tr],
+        x_test=take(raw.x_train, va),
+        y_test=raw.y_train[va],
+    )
+
+
 @functools.lru_cache(maxsize=8)
 def load(spec_json: str, image_size: int, cache_dir: str) -> Raw:
     """Load once per process; ``spec_json`` is the domain config as sorted JSON (hashable)."""
     spec = json.loads(spec_json)
-    return LOADERS[spec["dataset"]](spec, image_size, cache_dir)
+    raw = LOADERS[spec["dataset"]](spec, image_size, cache_dir)
+    if spec.get("evaluate_on", "test") == "validation":
+        return held_out(raw, spec["validation_fraction"], spec["split_seed"])
+    return raw

@@ -52,6 +52,7 @@ class Domain:
     native_size: tuple[int, int] | None = None  # (H, W) on disk, before the resize
     native_channels: int | None = None
     declared_stats: dict[str, Any] | None = None  # the config's ``normalize`` (mean, std)
+    evaluated_on: str = "test"  # or "validation": x_test is a held-out share of the train split
 
     @functools.cached_property
     def stats(self) -> InputStats:
@@ -80,6 +81,7 @@ class Domain:
             "classes": list(self.class_names),
             "n_train": len(self.x_train),
             "n_test": len(self.x_test),
+            "evaluated_on": self.evaluated_on,
             "n_unlabeled": 0 if self.x_unlabeled is None else len(self.x_unlabeled),
             "transform": self.transform,
             "native_size": native,
@@ -179,7 +181,8 @@ def build_domain(
     extra = pipeline(raw.x_unlabeled) if raw.x_unlabeled is not None else None
     names = tuple(raw.class_names[c] for c in keep)
     facts = (spec["dataset"], spec["transform"], raw.native_size, raw.native_channels)
-    return Domain(name, xtr, ytr, xte, yte, names, extra, *facts, _declared(spec))
+    evaluated_on = spec.get("evaluate_on", "test")
+    return Domain(name, xtr, ytr, xte, yte, names, extra, *facts, _declared(spec), evaluated_on)
 
 
 def _declared(spec: dict[str, Any]) -> dict[str, Any] | None:

@@ -60,11 +60,12 @@ COSTS = ("cost/target_s", "cost/pretrain_full_s", "cost/pretrain_amortised_s")
 
 def _metric_cells(ok: pd.DataFrame, metric: str) -> dict:
     vals = ok[metric].to_numpy(dtype=float) if metric in ok else np.array([])
-    r = t_interval(vals, bounds(metric))
+    units = tuple(ok[k].to_numpy() for k in UNIT) if metric in ok else None
+    r = t_interval(vals, bounds(metric), units=units)
     out = {f"{metric}_{k}": getattr(r, k) for k in ("mean", "std")}
     out |= {f"{metric}_ci_low": r.low, f"{metric}_ci_high": r.high, f"{metric}_n": r.n}
     out[f"{metric}_clipped"] = r.clipped
-    out[f"{metric}_boot_low"], out[f"{metric}_boot_high"] = boot_interval(vals)
+    out[f"{metric}_boot_low"], out[f"{metric}_boot_high"] = boot_interval(vals, units=units)
     return out
 
 

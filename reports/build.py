@@ -22,11 +22,12 @@ from reports import claims, pdf, perclass, plots, render, setup, tables, trainin
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
+from reports.crossed import VARIANCE_METHOD
 from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, efficiency_table
 from reports.family import with_keys
 from reports.findings import findings
 from reports.floor import baseline_regimes, best_by_aulc, floor_curve
-from reports.inference import BOOT_METHOD, HOLM_METHOD, VARIANCE_METHOD
+from reports.inference import BOOT_METHOD, HOLM_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
 from reports.streams import (
     accuracy_matrix,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from common.metrics import difference_range, lookup
-from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc, wide
+from reports.family import UNIT, Comparison, budgets, grid, paired, unit_aulc, units_of, wide
 from reports.inference import from_on, holm, paired_test
 
 ALPHA = 0.05
@@ -43,11 +43,12 @@ def _row(
     budget: str,
     a: np.ndarray,
     b: np.ndarray,
+    units: tuple[np.ndarray, np.ndarray],
     metric: str,
     bounds: tuple[float, float] | None = None,
 ) -> dict:
     """One claim; its interval is clipped to ``bounds``, by default where a - b can lie."""
-    test = paired_test(a, b, difference_range(metric) if bounds is None else bounds)
+    test = paired_test(a, b, difference_range(metric) if bounds is None else bounds, units)
     return {
         "comparison": comp.label, "budget": budget, "estimate": test.estimate,
         "ci_low": test.low, "ci_high": test.high, "p_raw": test.p_t, "p_wilcoxon": test.p_wilcoxon,
@@ -64,7 +65,7 @@ def _aulc_row(ok: pd.DataFrame, comp: Comparison, per_unit: pd.DataFrame, metric
     a, b = (both[k].to_numpy(float) if k in both else np.array([]) for k in (comp.a, comp.b))
     if not (len(a) and len(b)):
         a = b = np.array([])
-    row = _row(comp, "AULC", a, b, metric)
+    row = _row(comp, "AULC", a, b, units_of(both.index), metric)
     in_group = ok[(ok["group"] == comp.group) & ok[metric].notna()]
     return row | {"budgets": ",".join(grid(in_group).index)}
 
@@ -100,11 +101,13 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
         for group, arm in has[["group", "arm"]].drop_duplicates().itertuples(index=False):
             rows = has[has["group"] == group]
             per_arm = unit_aulc(rows, group, "source/forgetting")
-            f = per_arm.loc[per_arm["arm"] == arm, "aulc"].to_numpy(float)
+            mine = per_arm[per_arm["arm"] == arm]
+            f = mine["aulc"].to_numpy(float)
+            units = (mine["subset_seed"].to_numpy(), mine["train_seed"].to_numpy())
             comp = Comparison(arm, "0", group)
             # against 0, the difference is forgetting itself: the metric's own range
             forgets = lookup("source/forgetting").range
-            row = _row(comp, "AULC", f, np.zeros_like(f), "source/forgetting", forgets)
+            row = _row(comp, "AULC", f, np.zeros_like(f), units, "source/forgetting", forgets)
             row["comparison"] = f"{arm}: source forgetting"
             row["method"] = (
                 "one-sample t-test of per-unit forgetting AULC against 0 (scipy.stats.ttest_rel "

@@ -76,7 +76,8 @@ def paired_differences(runs: pd.DataFrame, metric: str = "test/acc") -> pd.DataF
             ]
             if arm == base[0] or theirs.empty:
                 continue
-            test = paired_test(*paired(table, Comparison(arm, base[0], group), per_class))
+            a, b, units = paired(table, Comparison(arm, base[0], group), per_class)
+            test = paired_test(a, b, units=units)
             rows.append(
                 {
                     "arm": arm,

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from reports.compare import BASELINE, iqm, iqm_ci
+from reports.crossed import INDEPENDENT, design
 from reports.curves import data_multiplier, effective_data, monotone, required_n
-from reports.family import UNIT, grid, unit_aulc, with_keys
+from reports.family import UNIT, grid, unit_aulc, units_of, with_keys
 from reports.inference import MIN_BOOT, boot_interval, t_interval
 
 METRIC = "test/acc"
@@ -68,8 +69,8 @@ def _intervals(n: np.ndarray, budgets: list[str], base: pd.DataFrame, mine: pd.D
     """Bootstrap over the units both curves have; percentile bounds, NaN where undefined."""
     units = base.index.intersection(mine.index)
     out: dict = {"transfer_units": len(units)}
-    if len(units) < MIN_BOOT:
-        return out
+    if len(units) < MIN_BOOT or design(*units_of(units)) != INDEPENDENT:
+        return out  # too few units, or units sharing seeds (not an i.i.d. sample to resample)
     b, m = base.loc[units].to_numpy(float), mine.loc[units].to_numpy(float)
     rng = np.random.default_rng(0)
     draws = np.array(
@@ -89,8 +90,10 @@ def _intervals(n: np.ndarray, budgets: list[str], base: pd.DataFrame, mine: pd.D
 
 
 def _arm_row(arm: str, per_unit: pd.DataFrame, curves: pd.DataFrame, x: pd.Series) -> dict:
-    vals = per_unit.loc[per_unit["arm"] == arm, "aulc"].to_numpy(float)
-    ci, boot = t_interval(vals), boot_interval(vals)
+    mine = per_unit[per_unit["arm"] == arm]
+    vals = mine["aulc"].to_numpy(float)
+    units = (mine["subset_seed"].to_numpy(), mine["train_seed"].to_numpy())
+    ci, boot = t_interval(vals, units=units), boot_interval(vals, units=units)
     scores = curves.loc[arm].dropna().to_numpy()
     iqm_lo, iqm_hi = iqm_ci(scores) if len(scores) else (np.nan, np.nan)
     mean_curve = curves.loc[arm].mean()

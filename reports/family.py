@@ -108,13 +108,23 @@ def wide(ok: pd.DataFrame, metric: str) -> pd.DataFrame:
     return ok.pivot_table(index=["group", "per_class", *UNIT], columns="arm", values=metric)
 
 
-def paired(table: pd.DataFrame, comp: Comparison, per_class: str) -> tuple[np.ndarray, np.ndarray]:
-    """The two arms' values at one budget on the units both have, aligned (``table``: wide)."""
+def units_of(index: pd.Index) -> tuple[np.ndarray, np.ndarray]:
+    """The (subset_seed, train_seed) arrays of an index whose levels include UNIT."""
+    return tuple(index.get_level_values(k).to_numpy() for k in UNIT)  # type: ignore[return-value]
+
+
+def paired(
+    table: pd.DataFrame, comp: Comparison, per_class: str
+) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """The two arms' values at one budget on the units both have, aligned, and those units.
+
+    The units go to the test, which must know when runs share a seed (a crossed design).
+    """
     key = (comp.group, per_class)
     if comp.a not in table or comp.b not in table or key not in table.index.droplevel(UNIT):
-        return np.array([]), np.array([])
+        return np.array([]), np.array([]), (np.array([]), np.array([]))
     both = table.loc[key, [comp.a, comp.b]].dropna()
-    return both[comp.a].to_numpy(float), both[comp.b].to_numpy(float)
+    return both[comp.a].to_numpy(float), both[comp.b].to_numpy(float), units_of(both.index)
 
 
 def grid(ok: pd.DataFrame) -> pd.Series:

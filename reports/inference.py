@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from reports.crossed import CROSSED, CROSSED_METHOD, INDEPENDENT, crossed_mean, design
+
 LEVEL = 0.95
 MIN_BOOT = 10  # seeds from which the BCa bootstrap is reported beside the t interval
 BOOT_RESAMPLES = 9_999
@@ -26,7 +28,8 @@ DIFF_BOUNDS = (-1.0, 1.0)
 T_METHOD = (
     "mean over seeds and Student-t 95% interval (mean +- t_{0.975, n-1} s / sqrt(n)), clipped to "
     "the metric's range ([0, 1] for accuracies and ECE, [-1, 1] for differences and forgetting; "
-    "'clipped' flags a cell where that happened); n = runs (pairing units) in the cell"
+    "'clipped' flags a cell where that happened); n = runs (pairing units) in the cell; "
+    + CROSSED_METHOD
 )
 BOOT_METHOD = (
     f"BCa bootstrap 95% interval (scipy.stats.bootstrap, {BOOT_RESAMPLES:,} resamples, seeded), "
@@ -39,7 +42,8 @@ PAIRED_METHOD = (
     "distribution up to 50 pairs without ties or zeros, an exact permutation distribution up to "
     "13 pairs with them, the normal approximation beyond; zeros dropped; with n <= 5 pairs its "
     "two-sided p cannot go below 2 / 2^n, 0.0625 at 5); differences rounded to 1e-12 so equal "
-    "accuracies tie; when every difference is 0 both p-values are 1 (scipy's t gives NaN there)"
+    "accuracies tie; when every difference is 0 both p-values are 1 (scipy's t gives NaN there); "
+    + CROSSED_METHOD
 )
 HOLM_METHOD = (
     "Holm step-down correction (Holm 1979) of the paired-t p-values over the family a claim "
@@ -47,12 +51,6 @@ HOLM_METHOD = (
     "excludes 0 (the intervals are marginal 95% intervals, not adjusted for the family, so an "
     "interval can exclude 0 while its adjusted p does not reach 0.05: then it is not resolved); "
     "Wilcoxon p-values are shown unadjusted"
-)
-VARIANCE_METHOD = (
-    "two-way crossed random-effects ANOVA (subset_seed x train_seed, balanced, method of moments): "
-    "sigma2_subset = (MS_subset - MS_resid) / n_train, sigma2_train = (MS_train - MS_resid) / "
-    "n_subset, sigma2_resid = MS_resid (interaction + noise; with one run per pair the two are "
-    "not separable); negative estimates are clipped to 0 (flagged); shares are of their sum"
 )
 
 
@@ -68,13 +66,37 @@ class Interval:
     clipped: bool
 
 
+Units = tuple[np.ndarray, np.ndarray]  # (subset_seed, train_seed) of each value
+
+
 def _clean(values: np.ndarray) -> np.ndarray:
     values = np.asarray(values, dtype=float)
     return values[~np.isnan(values)]
 
 
+def _crossed_interval(
+    x: np.ndarray, units: Units, bounds: tuple[float, float], level: float
+) -> tuple[Interval, float]:
+    """The interval of a mean over a seed design that is not independent runs, and its t's p."""
+    nan = math.nan
+    std = float(x.std(ddof=1))
+    if design(*units) != CROSSED:  # seeds shared, but not a balanced crossed design
+        return Interval(float(x.mean()), std, nan, nan, len(x), False), nan
+    c = crossed_mean(x, *units)
+    if c.se == 0:
+        return Interval(c.mean, std, c.mean, c.mean, len(x), False), nan
+    half = float(stats.t.ppf((1 + level) / 2, c.df)) * c.se
+    low, high = c.mean - half, c.mean + half
+    clipped = low < bounds[0] or high > bounds[1]
+    p = float(2 * stats.t.sf(abs(c.mean) / c.se, c.df))
+    return Interval(c.mean, std, max(low, bounds[0]), min(high, bounds[1]), len(x), clipped), p
+
+
 def t_interval(
-    values: np.ndarray, bounds: tuple[float, float] = ACC_BOUNDS, level: float = LEVEL
+    values: np.ndarray,
+    bounds: tuple[float, float] = ACC_BOUNDS,
+    level: float = LEVEL,
+    units: Units | None = None,
 ) -> Interval:
     """Student-t interval of the mean, clipped to ``bounds``; NaN bounds with fewer than 2 values.
 
@@ -87,13 +109,19 @@ def t_interval(
     >>> t_interval(np.array([0.97, 0.99, 1.0])).clipped
     True
     """
-    x = _clean(values)
+    x = np.asarray(values, dtype=float)
+    keep = ~np.isnan(x)
+    x = x[keep]
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, math.nan, 0, False)
     mean = float(x.mean())
     if n < 2:
         return Interval(mean, math.nan, math.nan, math.nan, 1, False)
+    if units is not None:
+        units = (np.asarray(units[0])[keep], np.asarray(units[1])[keep])
+        if design(*units) != INDEPENDENT:
+            return _crossed_interval(x, units, bounds, level)[0]
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
     low, high = mean - half, mean + half
@@ -102,14 +130,23 @@ def t_interval(
 
 
 def boot_interval(
-    values: np.ndarray, level: float = LEVEL, seed: int = 0, min_n: int = MIN_BOOT
+    values: np.ndarray,
+    level: float = LEVEL,
+    seed: int = 0,
+    min_n: int = MIN_BOOT,
+    units: Units | None = None,
 ) -> tuple[float, float]:
     """BCa bootstrap interval of the mean, only from ``min_n`` values on (NaN below).
 
     Why the threshold: below about 10 values the bootstrap distribution is too coarse for its
-    tails to mean 95% (Efron & Tibshirani 1993, ch. 14). Constant data: the point itself.
+    tails to mean 95% (Efron & Tibshirani 1993, ch. 14). Constant data: the point itself. Runs
+    that share seeds (``units`` not independent) are not an i.i.d. sample to resample: NaN.
     """
-    x = _clean(values)
+    x = np.asarray(values, dtype=float)
+    keep = ~np.isnan(x)
+    x = x[keep]
+    if units is not None and design(*(np.asarray(u)[keep] for u in units)) != INDEPENDENT:
+        return math.nan, math.nan
     if len(x) < min_n:
         return math.nan, math.nan
     if np.ptp(x) == 0:
@@ -139,7 +176,10 @@ class PairedTest:
 
 
 def paired_test(
-    a: np.ndarray, b: np.ndarray, bounds: tuple[float, float] = DIFF_BOUNDS
+    a: np.ndarray,
+    b: np.ndarray,
+    bounds: tuple[float, float] = DIFF_BOUNDS,
+    units: Units | None = None,
 ) -> PairedTest:
     """Paired t (``ttest_rel``) and Wilcoxon signed-rank of a - b, pairs already aligned.
 
@@ -154,6 +194,11 @@ def paired_test(
     a, b = np.asarray(a, float), np.asarray(b, float)
     keep = ~(np.isnan(a) | np.isnan(b))
     a, b = a[keep], b[keep]
+    if units is not None and len(a) >= 2:
+        units = (np.asarray(units[0])[keep], np.asarray(units[1])[keep])
+        if design(*units) != INDEPENDENT:
+            ci, p = _crossed_interval(a - b, units, bounds, LEVEL)
+            return PairedTest(ci.mean, ci.low, ci.high, ci.n, p, math.nan, ci.clipped)
     ci = t_interval(a - b, bounds)
     d = np.round(a - b, ROUND)  # only for ties and zeros: the estimate is of the raw differences
     nan = math.nan
@@ -233,49 +278,3 @@ def from_on(holds: list[bool]) -> int | None:
         elif start is None:
             start = i
     return start
-
-
-@dataclass(frozen=True)
-class VarianceSplit:
-    """Variance components of one cell over crossed subset and train seeds (shares sum to 1)."""
-
-    subset_share: float
-    train_share: float
-    residual_share: float
-    n_subset: int
-    n_train: int
-    clipped: bool
-
-
-def variance_split(
-    values: np.ndarray, subset: np.ndarray, train: np.ndarray
-) -> VarianceSplit | None:
-    """Method-of-moments variance components on a balanced crossed design; None if not crossed.
-
-    Why this estimator: it is the classical two-way random-effects ANOVA (Searle, Casella &
-    McCulloch 1992, ch. 4), exact in expectation for balanced data, and it needs only the mean
-    squares, so it can be checked by hand. Needs >= 2 levels of each and every (subset, train)
-    pair present equally often (replicates, if any, are averaged into the residual's cell means).
-    """
-    y, s, t = np.asarray(values, float), np.asarray(subset), np.asarray(train)
-    keep = ~np.isnan(y)
-    y, s, t = y[keep], s[keep], t[keep]
-    si, ti = np.unique(s, return_inverse=True)[1], np.unique(t, return_inverse=True)[1]
-    i, j = si.max(initial=-1) + 1, ti.max(initial=-1) + 1
-    counts = np.zeros((i, j))
-    np.add.at(counts, (si, ti), 1)
-    if i < 2 or j < 2 or counts.min() == 0 or np.ptp(counts) != 0:
-        return None
-    sums = np.zeros((i, j))
-    np.add.at(sums, (si, ti), y)
-    cell = sums / counts  # replicates averaged: cell means of a two-way table
-    grand = cell.mean()
-    ms_s = j * ((cell.mean(axis=1) - grand) ** 2).sum() / (i - 1)
-    ms_t = i * ((cell.mean(axis=0) - grand) ** 2).sum() / (j - 1)
-    resid = cell - cell.mean(axis=1, keepdims=True) - cell.mean(axis=0, keepdims=True) + grand
-    ms_e = (resid**2).sum() / ((i - 1) * (j - 1))
-    raw = np.array([(ms_s - ms_e) / j, (ms_t - ms_e) / i, ms_e])
-    parts = np.clip(raw, 0.0, None)
-    total = parts.sum()
-    shares = parts / total if total > 0 else np.full(3, math.nan)
-    return VarianceSplit(*map(float, shares), int(i), int(j), bool((raw < 0).any()))

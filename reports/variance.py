@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from reports.crossed import variance_split
 from reports.family import with_keys
-from reports.inference import variance_split
 
 NOT_CROSSED = "cannot be decomposed: subset_seed and train_seed are not crossed in this cell"
 COLUMNS = ["arm", "per_class", "subset share", "train share", "residual share", "design", "note"]

@@ -6,13 +6,13 @@ import pytest
 from scipy import stats
 
 from reports.claims import budget_sentence
+from reports.crossed import variance_split
 from reports.inference import (
     boot_interval,
     from_on,
     holm,
     paired_test,
     t_interval,
-    variance_split,
     wilcoxon_p,
 )
 from reports.variance import NOT_CROSSED, variance_table
