@@ -97,8 +97,11 @@ def train_step_flops(
 
     ``factory``: ``model.factory`` as JSON, whose backbone is counted instead of timm's
     ``model``. A user's ``train.module`` is counted as the built-in head on its backbone.
+    The template is seeded inside a forked RNG: the count is cached per process, so reseeding
+    the global RNG only on the first call would leave a run's RNG state depending on which
+    runs came before it in the same process.
     """
-    with unfused_attention():
+    with unfused_attention(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         if factory is None:
             backbone = create_backbone(model)
@@ -106,7 +109,7 @@ def train_step_flops(
             backbone = build_backbone(OmegaConf.create(json.loads(factory)), in_chans=1)
         backbone = with_stats(backbone, InputStats((0.0,), (1.0,), "FLOPs only"))
         module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
-    x = torch.rand(batch_size, 1, image_size, image_size)
+        x = torch.rand(batch_size, 1, image_size, image_size)
     y = torch.arange(batch_size) % num_classes
     with flop_counter_mode() as counter:
         F.cross_entropy(module(x), y).backward()

@@ -66,3 +66,12 @@ def test_train_step_flops_positive_and_linear_in_batch():
     f16 = train_step_flops("test_resnet", 16, 16, 5)
     assert f8 > 0
     assert f16 == pytest.approx(2 * f8, rel=1e-6)
+
+
+def test_counting_a_step_leaves_the_global_rng_where_it_was():
+    """The count is cached per process: a first call that reseeded would make runs differ."""
+    train_step_flops.cache_clear()
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    train_step_flops("test_resnet", 16, 3, 5)  # a miss: builds and seeds a template
+    assert torch.equal(torch.get_rng_state(), before)
