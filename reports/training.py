@@ -202,19 +202,26 @@ def _draw(ax: Axes, logs: list[tuple[str, FitLog]]) -> None:
     ax.tick_params(labelsize=6)
 
 
+def _seeds(row: pd.Series) -> str:
+    """The run's seeds, short enough for a legend (its folder name is the whole override set)."""
+    s, t = row["subset_seed"], row["train_seed"]
+    return f"seed {s}" if s == t else f"subset seed {s}, train seed {t}"
+
+
 def figure(entries: list[tuple[pd.Series, list[FitLog]]]) -> Figure | None:
     """Arms x fits, ``train/loss`` against step; None when no chosen run has any curve."""
     if not any(log.curve is not None for _, logs in entries for log in logs):
         return None
     arms = list(dict.fromkeys(row["arm"] for row, _ in entries))
     fits = list(dict.fromkeys(log.fit for _, logs in entries for log in logs))
-    fits.sort(key=lambda f: (f == "train", f))  # stages in training order, target fit last
+    # stages in training order: pretraining, continued stages (continued_pretrain_2...), target fit
+    fits.sort(key=lambda f: (f == "train", f != "pretrain", f))
     fig = Figure(figsize=(3.2 * len(fits), 2.3 * len(arms) + 0.3), layout="constrained")
     axes = fig.subplots(len(arms), len(fits), squeeze=False)
     for r, arm in enumerate(arms):
         for c, fit in enumerate(fits):
             logs = [
-                (f"{row['per_class']}/class, {Path(row['run_dir']).name}", log)
+                (f"{row['per_class']}/class, {_seeds(row)}", log)
                 for row, found in entries
                 if row["arm"] == arm
                 for log in found
