@@ -69,18 +69,25 @@ class Interval:
 Units = tuple[np.ndarray, np.ndarray]  # (subset_seed, train_seed) of each value
 
 
-def _clean(values: np.ndarray) -> np.ndarray:
-    values = np.asarray(values, dtype=float)
-    return values[~np.isnan(values)]
+def _kept(units: Units | None, keep: np.ndarray) -> Units | None:
+    """The units of the values ``keep`` selects (NaN values are dropped with their units)."""
+    return None if units is None else (np.asarray(units[0])[keep], np.asarray(units[1])[keep])
+
+
+def _finite(values: np.ndarray, units: Units | None) -> tuple[np.ndarray, Units | None]:
+    """The non-NaN values and their units, aligned."""
+    x = np.asarray(values, dtype=float)
+    keep = ~np.isnan(x)
+    return x[keep], _kept(units, keep)
 
 
 def _crossed_interval(
-    x: np.ndarray, units: Units, bounds: tuple[float, float], level: float
+    x: np.ndarray, units: Units, kind: str, bounds: tuple[float, float], level: float
 ) -> tuple[Interval, float]:
     """The interval of a mean over a seed design that is not independent runs, and its t's p."""
     nan = math.nan
     std = float(x.std(ddof=1))
-    if design(*units) != CROSSED:  # seeds shared, but not a balanced crossed design
+    if kind != CROSSED:  # seeds shared, but not a balanced crossed design
         return Interval(float(x.mean()), std, nan, nan, len(x), False), nan
     c = crossed_mean(x, *units)
     if c.se == 0:
@@ -109,19 +116,16 @@ def t_interval(
     >>> t_interval(np.array([0.97, 0.99, 1.0])).clipped
     True
     """
-    x = np.asarray(values, dtype=float)
-    keep = ~np.isnan(x)
-    x = x[keep]
+    x, units = _finite(values, units)
     n = len(x)
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, math.nan, 0, False)
     mean = float(x.mean())
     if n < 2:
         return Interval(mean, math.nan, math.nan, math.nan, 1, False)
-    if units is not None:
-        units = (np.asarray(units[0])[keep], np.asarray(units[1])[keep])
-        if design(*units) != INDEPENDENT:
-            return _crossed_interval(x, units, bounds, level)[0]
+    kind = INDEPENDENT if units is None else design(*units)
+    if kind != INDEPENDENT:
+        return _crossed_interval(x, units, kind, bounds, level)[0]
     std = float(x.std(ddof=1))
     half = float(stats.t.ppf((1 + level) / 2, n - 1)) * std / math.sqrt(n)
     low, high = mean - half, mean + half
@@ -142,10 +146,8 @@ def boot_interval(
     tails to mean 95% (Efron & Tibshirani 1993, ch. 14). Constant data: the point itself. Runs
     that share seeds (``units`` not independent) are not an i.i.d. sample to resample: NaN.
     """
-    x = np.asarray(values, dtype=float)
-    keep = ~np.isnan(x)
-    x = x[keep]
-    if units is not None and design(*(np.asarray(u)[keep] for u in units)) != INDEPENDENT:
+    x, units = _finite(values, units)
+    if units is not None and design(*units) != INDEPENDENT:
         return math.nan, math.nan
     if len(x) < min_n:
         return math.nan, math.nan
@@ -193,12 +195,11 @@ def paired_test(
     """
     a, b = np.asarray(a, float), np.asarray(b, float)
     keep = ~(np.isnan(a) | np.isnan(b))
-    a, b = a[keep], b[keep]
-    if units is not None and len(a) >= 2:
-        units = (np.asarray(units[0])[keep], np.asarray(units[1])[keep])
-        if design(*units) != INDEPENDENT:
-            ci, p = _crossed_interval(a - b, units, bounds, LEVEL)
-            return PairedTest(ci.mean, ci.low, ci.high, ci.n, p, math.nan, ci.clipped)
+    a, b, units = a[keep], b[keep], _kept(units, keep)
+    kind = INDEPENDENT if units is None or len(a) < 2 else design(*units)
+    if kind != INDEPENDENT:
+        ci, p = _crossed_interval(a - b, units, kind, bounds, LEVEL)
+        return PairedTest(ci.mean, ci.low, ci.high, ci.n, p, math.nan, ci.clipped)
     ci = t_interval(a - b, bounds)
     d = np.round(a - b, ROUND)  # only for ties and zeros: the estimate is of the raw differences
     nan = math.nan
