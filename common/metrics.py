@@ -60,6 +60,17 @@ _ALL = (
         False, _RATE, headline=True, pinned=True,
     ),
     Metric(
+        "val/acc",
+        "selection-split top-1 accuracy, used only to choose a trial: the holdout labels "
+        "(selection=holdout), the mean over k folds of the budget (cv), the test split (oracle)",
+        True, _RATE, per_cell=False,
+    ),
+    Metric(
+        "val/loss",
+        "selection-split mean cross-entropy (natural log) of the same predictions as val/acc",
+        False, (0.0, float("inf")), per_cell=False,
+    ),
+    Metric(
         "source/acc_before",
         "source test accuracy of a linear probe fitted on the pretrained backbone's frozen "
         "source-train features",

@@ -60,6 +60,8 @@ class RunRecord:
     confusion: list[list[int]] | None = None
     samples: dict[str, Any] | None = None
     job: dict[str, Any] = field(default_factory=dict)  # overrides, conf_fingerprint
+    # protocol, trial, hparams, extra_labels, folds/per_class, defaulted, is_default; {}: untuned
+    selection: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
