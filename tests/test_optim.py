@@ -1,4 +1,10 @@
-"""The fused AdamW choice: on the device types that have the kernel, and only there."""
+"""The fused AdamW choice (on the device types that have the kernel, and only there) and the
+cheap CUDA check every AdamW step makes."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -52,3 +58,25 @@ def test_params_on_other_devices_get_torchs_default():
     params = [torch.nn.Parameter(torch.empty(4, device="meta"))]
     assert adamw([{"params": params, "lr": 0.1}], weight_decay=0.0).param_groups[0]["fused"] is None
     assert adamw([{"params": [], "lr": 0.1}], weight_decay=0.0).param_groups[0]["fused"] is None
+
+
+def test_the_cuda_check_keeps_its_answer_and_only_leaves_nvml_without_a_gpu():
+    """Lightning's import sets the NVML check; importing the optimiser module must not change
+    what ``torch.cuda.is_available()`` answers, and drops the NVML check only where NVML sees
+    no GPU (on this CPU machine, so the per-step call is the cached runtime one)."""
+    code = (
+        "import json, os, torch, lightning\n"
+        "flag = os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK')\n"
+        "available, count = torch.cuda.is_available(), torch.cuda.device_count()\n"
+        "import lightning_modules.optim\n"
+        "after = os.environ.get('PYTORCH_NVML_BASED_CUDA_CHECK')\n"
+        "print(json.dumps([flag, available, count, after, torch.cuda.is_available()]))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTORCH_NVML_BASED_CUDA_CHECK"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    ).stdout.strip()
+    flag, available, count, after, available_after = json.loads(out)
+    assert flag == "1"  # Lightning set it
+    assert available_after == available
+    assert after == (None if count <= 0 else "1")
