@@ -212,11 +212,11 @@ def study(scale: Scale) -> dict[str, Any]:
 
 def run_parts(
     parts: dict[str, Callable[[], dict[str, Any]]],
-    after: Callable[[dict[str, Any], dict[str, str]], None] = lambda figures, errors: None,
+    after: Callable[[str, dict[str, Any], dict[str, str]], None] = lambda *_: None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Every part in turn: their figures, and per failed part its error (the rest still run).
 
-    ``after`` sees the figures and errors so far once each part has ended.
+    ``after`` sees the part's name and the figures and errors so far once each part has ended.
     """
     figures: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -230,7 +230,7 @@ def run_parts(
         except Exception as err:  # noqa: BLE001  (a broken part is a result, not the end)
             errors[name] = f"{type(err).__name__}: {err}"
         figures[f"{name}_part_seconds"] = time.perf_counter() - start
-        after(figures, errors)
+        after(name, figures, errors)
     return figures, errors
 
 
@@ -273,7 +273,9 @@ def main(out: Path | None, dry_run: bool) -> int:
     scale = DRY if dry_run else GPU
     results: dict[str, Any] = {"dry_run": dry_run, **device_facts()}
 
-    def save(figures: dict[str, Any], errors: dict[str, str]) -> None:
+    def save(part: str, figures: dict[str, Any], errors: dict[str, str]) -> None:
+        seconds = figures[f"{part}_part_seconds"]
+        print(f"{part}: {'FAILED' if part in errors else 'done'} in {seconds:.0f} s", flush=True)
         if out is not None:
             write_json(out, results | figures | {"errors": errors})
 
