@@ -19,6 +19,9 @@ KEYS = {
     "feature_extractions",
     "feature_configs",
     "default_sweep_seconds",
+    "default_sweep_overhead_ratio",
+    "report_build_seconds",
+    "report_share",
 }
 
 
@@ -86,9 +89,12 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert data["pretrain_executions"] == data["pretrain_configs"] == 1
     assert data["default_sweep_workers"] == 1  # the basic launcher: one job at a time
     assert 0 < data["default_sweep_compute_bound_seconds"] < data["default_sweep_seconds"]
+    assert data["default_sweep_overhead_ratio"] > 1  # start-up and the report are not compute
+    assert 0 < data["report_share"] < 1
     assert data["probe_accuracy_diff"] == pytest.approx(0.0, abs=0.01)
     assert data["train_throughput_ratio"] > 0
-    assert "train_throughput_ratio" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "train_throughput_ratio" in printed and "(target <= 1.05)" in printed
 
 
 def test_zero_repeats_is_rejected_before_any_work(capsys):
