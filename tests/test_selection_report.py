@@ -14,7 +14,7 @@ from helpers import synthetic_record, write_dict
 
 from reports import selection
 from reports.build import build_report
-from reports.collect import collect
+from reports.collect import DuplicateRunsError, collect
 
 LRS = [0.001, 0.003, 0.01, 0.03]  # the grid of every regime: train.lr, default 0.003 (trial 1)
 DEFAULT = 1
@@ -95,6 +95,13 @@ def test_selection_takes_the_validation_argmax_and_never_reads_test(tuned_sweep)
     assert _chosen(runs, selection.choose(no_test)) == chosen
 
 
+def test_trials_are_samples_of_one_cell_only_once_each(tuned_sweep):
+    copy = tuned_sweep / "copy" / "record.json"
+    write_dict(copy, tuned_record("finetune", "5", 2, 3))  # trial 3 of that unit read twice
+    with pytest.raises(DuplicateRunsError, match=r"train_seed=2, trial=3: "):
+        collect([tuned_sweep])
+
+
 def _unit(val, loss, test, defaulted=False, default=None):
     n = len(val)
     return pd.DataFrame(
@@ -161,8 +168,9 @@ def test_tuned_report_shows_chosen_and_oracle_tuning_curves_and_hparams(
     assert (summary["n"] == 3).all() and (summary["selection"] == "cv (k=3)").all()
     chosen5 = [_test_acc("scratch", "5", s, int(np.argmax(VAL[s]))) for s in SEEDS]
     assert summary.loc[("scratch", 5), "test/acc_mean"] == pytest.approx(np.mean(chosen5))
-    findings = pd.read_csv(out / "findings.csv")
-    assert len(findings) and (findings["selection"] == "cv (k=3)").all()
+    for name in ("findings.csv", "data_efficiency.csv"):
+        table = pd.read_csv(out / name)
+        assert len(table) and (table["selection"] == "cv (k=3)").all(), name
 
     gap = pd.read_csv(out / "oracle_gap.csv").set_index(["arm", "per_class"])
     oracle5 = [_test_acc("scratch", "5", s, 3) for s in SEEDS]
@@ -209,7 +217,7 @@ def _plain_sweep(root, fixed_block: bool):
 def test_an_untuned_sweep_reports_as_before(tmp_path):
     plain = build_report([_plain_sweep(tmp_path / "p", False)], tmp_path / "rp").parent
     fixed = build_report([_plain_sweep(tmp_path / "f", True)], tmp_path / "rf").parent
-    for name in ("summary.csv", "findings.csv", "runs.csv"):
+    for name in ("summary.csv", "findings.csv", "data_efficiency.csv", "runs.csv"):
         before = pd.read_csv(plain / name)
         assert not {"selection", "protocol", "trial", "selected"} & set(before.columns), name
         after = pd.read_csv(fixed / name)
