@@ -116,7 +116,8 @@ def _per_class(
 
 def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | None) -> None:
     runs, records, unreadable = collected
-    # runs.csv: every column findings.csv and summary.csv are made from (tuned: the selected rows)
+    # runs.csv: every column findings.csv and summary.csv are made from (tuned: every trial, and
+    # its `selected` rows are the ones they are made from)
     tuned = tuning.choose(with_keys(with_costs(runs)), records)
     runs, picked = tuned.runs, tuned.records  # the chosen trials and their records
     numbers = _numbers(runs)
