@@ -91,6 +91,8 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
             "n_seeds": len(ok[UNIT].drop_duplicates()),
             "n_failed": int((cell["status"] != "ok").sum()),
         }
+        if "selection" in cell:  # the protocol that chose these runs (reports.selection)
+            row["selection"] = "; ".join(sorted(set(cell["selection"].dropna())))
         for metric in METRICS:
             row |= _metric_cells(ok, metric)
         for cost in COSTS:

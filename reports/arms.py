@@ -15,6 +15,10 @@ experiments, so every run gets three labels computed from its resolved config:
 A stage node counts only for the regimes that read it: ``record.reads`` where the record
 carries it; otherwise a node a regime does not read is indistinguishable from one it does, and
 its keys are a variant only when they differ within the regime.
+
+A tuned sweep (``record.selection["hparams"]``) runs each regime at several grid points, the
+trials: the keys a regime tunes are neither its variant nor a group, so its trials are one arm
+and ``reports.selection`` chooses among them.
 """
 
 from __future__ import annotations
@@ -36,9 +40,13 @@ IGNORED = frozenset(
         "name",
         "question",
         "trainer.enable_progress_bar",
+        "tuning.trial",  # a grid position (reports.selection), not a variant
     }
 )
 IGNORED_NODES = ("paths", "comparisons")
+# A sweep's grids are one declaration (a run may hold only its own regime's); what a trial used is
+# its selection.hparams. tuning.trials still tells a tuned sweep from a fixed one.
+IGNORED_PREFIXES = ("tuning.grids.",)
 STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream")
 UNSET = "???"  # OmegaConf's mandatory-missing marker: a stage node the regime never set
 MISSING = "(not set)"
@@ -102,7 +110,7 @@ def used_config(
     read = reads(record) if reads(record) is not None else read
     kept = {}
     for key, value in flatten(record.config).items():
-        if key in IGNORED or node(key) in IGNORED_NODES:
+        if key in IGNORED or node(key) in IGNORED_NODES or key.startswith(IGNORED_PREFIXES):
             continue
         if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
             continue
@@ -153,11 +161,17 @@ def arm_labels(records: list[RunRecord]) -> pd.DataFrame:
         for r, regime in zip(records, regimes, strict=True)
     ]
     keys = {k for f in flats for k in f}
-    group_keys = _compact(flats, _varying(flats, [k for k in keys if not is_stage(k, stages)]))
+    tuned: dict[str, set[str]] = {}
+    for r, regime in zip(records, regimes, strict=True):
+        tuned.setdefault(regime, set()).update(r.selection.get("hparams", {}))
+    anywhere = set().union(*tuned.values())
+    group = [k for k in keys if not is_stage(k, stages) and k not in anywhere]
+    group_keys = _compact(flats, _varying(flats, group))
     variant_keys: dict[str, list[str]] = {}
     for regime in set(regimes):
         mine = [f for f, r in zip(flats, regimes, strict=True) if r == regime]
         stage = [k for k in {k for f in mine for k in f} if is_stage(k, stages)]
+        stage = [k for k in stage if k not in tuned[regime]]
         variant_keys[regime] = _varying(mine, stage)
     rows = []
     for flat, regime in zip(flats, regimes, strict=True):

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from common.records import RunRecord
-from reports import claims, pdf, perclass, plots, render, setup, tables, training
+from reports import claims, pdf, perclass, plots, render, setup, tables, training, tuning
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
@@ -29,17 +29,9 @@ from reports.findings import findings
 from reports.floor import baseline_regimes, best_by_aulc, floor_curve
 from reports.inference import BOOT_METHOD, HOLM_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
-from reports.streams import (
-    accuracy_matrix,
-    per_run_metrics,
-    stream_runs,
-    transfer_metrics,
-    variant_summary,
-)
+from reports.streams import section as stream_section
 from reports.variance import variance_table
 
-MATRIX_COLUMNS = ["variant", "stage", "stage_domain", "domain", "mean", "ci_low", "ci_high"]
-MATRIX_COLUMNS += ["n_seeds"]
 TRANSFER_COLUMNS = ["variant", "metric", "definition", "value", "ci_low", "ci_high", "n_seeds"]
 OPTIONAL_FIGURES = (
     "forgetting",
@@ -76,22 +68,6 @@ def _save(fig: plt.Figure, out: Path, name: str) -> Path:
     return out / "figures" / f"{name}.png"
 
 
-def _streams(runs: pd.DataFrame) -> dict:
-    """Accuracy matrix, transfer metrics and per-variant summary of the stream runs, if any."""
-    found = stream_runs(runs)
-    if found.empty:
-        return {"runs": found, "matrix": pd.DataFrame(columns=MATRIX_COLUMNS)}
-    domains = found["stream_domains"].iloc[0].split(",")
-    return {
-        "runs": found,
-        "matrix": accuracy_matrix(found, domains),
-        "transfer": transfer_metrics(found),
-        "per_run": per_run_metrics(found),
-        "per_variant": variant_summary(found),
-        "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
-    }
-
-
 def _figures(summary: pd.DataFrame, streams: dict, floor: pd.DataFrame) -> dict[str, plt.Figure]:
     eff = plots.data_efficiency(summary, floor=floor).figure
     eff.tight_layout()
@@ -113,7 +89,7 @@ def _numbers(runs: pd.DataFrame) -> dict:
     paired = paired_differences(runs)
     if not paired.empty:
         summary = summary.merge(paired, on=["arm", "per_class"], how="left")
-    streams = _streams(runs)
+    streams = stream_section(runs)
     transfer = pd.concat(
         [
             streams.get("transfer", pd.DataFrame(columns=TRANSFER_COLUMNS)),
@@ -140,11 +116,13 @@ def _per_class(
 
 def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | None) -> None:
     runs, records, unreadable = collected
-    # runs.csv: every column findings.csv and summary.csv are made from
-    runs = with_keys(with_costs(runs))
+    # runs.csv: every column findings.csv and summary.csv are made from (tuned: every trial, and
+    # its `selected` rows are the ones they are made from)
+    tuned = tuning.choose(with_keys(with_costs(runs)), records)
+    runs, picked = tuned.runs, tuned.records  # the chosen trials and their records
     numbers = _numbers(runs)
     summary, eff, streams = numbers["summary"], numbers["eff"], numbers["streams"]
-    runs.to_csv(out / "runs.csv", index=False)
+    tuned.trials.to_csv(out / "runs.csv", index=False)
     summary.to_csv(out / "summary.csv", index=False)
     rows, sentences = findings(
         runs, records, streams.get("per_run", pd.DataFrame()), streams.get("knobs")
@@ -154,12 +132,14 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
     numbers["transfer"][TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
     (out / "figures").mkdir()
-    per_class = _per_class(runs, records, budgets)
+    per_class = _per_class(runs, picked, budgets)
     baselines = baseline_regimes(records)
+    selection = tuning.section(tuned, out)  # the oracle beside the chosen, tuning curves
     figures = _figures(summary, streams, floor_curve(summary, baselines)) | {
         f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
-    curves = training.section(runs, records, baselines)  # the median runs' loss curves
+    figures |= selection["figures"]
+    curves = training.section(runs, picked, baselines)  # the median runs' loss curves
     if (curve_figure := curves.pop("figure")) is not None:
         figures["training_curves"] = curve_figure
     table = curves.pop("table")
@@ -183,6 +163,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
         ),
         "per_class": per_class,
         "training": curves,
+        "tuning": selection["context"],
     }
     _save_samples(out, context["setups"])
 

@@ -63,6 +63,7 @@ def _row(path: Path, rec: RunRecord) -> dict:
     for stage in ("pretrain", "continued_pretrain"):
         row[f"{stage}_hash"] = info.get(f"{stage}_hash")
     row["overrides"] = settings(rec.job.get("overrides", []))
+    row |= selection_columns(rec.selection)
     if "stream_domains" in info:
         row["stream_domains"] = ",".join(info["stream_domains"])
         continued = rec.config.get("continued_pretrain", {})
@@ -79,7 +80,39 @@ _GRID_KEYS = (
     "budget.per_class",
     "experiment",
     "name",
+    "tuning.trial",  # a trial is a grid position: the trials of one regime are one arm
 )
+
+
+def protocol_label(selection: dict) -> str:
+    """How tables name a run's selection protocol, e.g. ``cv (k=3)``; "fixed" when untuned.
+
+    >>> protocol_label({"protocol": "holdout", "per_class": 5, "extra_labels": 25})
+    'holdout (V=5/class, 25 extra labels)'
+    """
+    protocol = selection.get("protocol", "fixed")
+    if protocol == "cv":
+        return f"cv (k={selection.get('folds')})"
+    if protocol == "holdout":
+        extra = selection.get("extra_labels", 0)
+        return f"holdout (V={selection.get('per_class')}/class, {extra} extra labels)"
+    if protocol == "oracle":
+        return "oracle (selected on the test split: an upper bound)"
+    return str(protocol)
+
+
+def selection_columns(selection: dict) -> dict:
+    """The selection block's columns; none for records without one (the report stays as it was).
+
+    ``hp/<dotted key>`` holds this trial's value of each tuned hyperparameter.
+    """
+    if not selection:
+        return {}
+    row = {k: selection.get(k) for k in ("protocol", "trial", "trials", "extra_labels")}
+    row |= {k: bool(selection.get(k, False)) for k in ("defaulted", "is_default")}
+    row["selection"] = protocol_label(selection)
+    row |= {f"hp/{k}": v for k, v in selection.get("hparams", {}).items()}
+    return row
 
 
 def settings(overrides: list[str]) -> str:
@@ -138,13 +171,14 @@ def refuse_duplicates(runs: pd.DataFrame) -> None:
         DuplicateRunsError: naming both run folders, so the user can drop one of them.
     """
     ok = runs[runs["status"] == "ok"]
-    key = ["arm", "per_class", *pairing_columns(ok)]
+    key = ["arm", "per_class", *pairing_columns(ok), *(["trial"] if "trial" in ok else [])]
     twice = ok[ok.duplicated(key, keep=False)]
     if twice.empty:
         return
+    same = twice[key].astype(str).agg("|".join, axis=1)  # NaN (an untuned trial) equals NaN
     first = twice.iloc[0]
-    other = twice[(twice[key] == first[key]).all(axis=1)].iloc[1]
-    seeds = ", ".join(f"{k}={first[k]}" for k in key[2:])
+    other = twice[same == same.iloc[0]].iloc[1]
+    seeds = ", ".join(f"{k}={first[k]}" for k in key[2:] if pd.notna(first[k]))
     raise DuplicateRunsError(
         f"two ok records for arm {first['arm']!r}, per_class={first['per_class']}, {seeds}: "
         f"{first['run_dir']} and {other['run_dir']} (the same run read twice? pass one of them)"

@@ -136,7 +136,11 @@ def _group_rows(ok: pd.DataFrame, group: str) -> list[dict]:
 def data_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per arm (per group); columns in the module docstring and the README."""
     ok = with_keys(runs[(runs["status"] == "ok") & runs[METRIC].notna()])
-    return pd.DataFrame([r for g in sorted(ok["group"].unique()) for r in _group_rows(ok, g)])
+    out = pd.DataFrame([r for g in sorted(ok["group"].unique()) for r in _group_rows(ok, g)])
+    if "selection" in ok and not out.empty:  # the protocol that chose the runs
+        label = ok.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))
+        out.insert(1, "selection", out["arm"].map(label))
+    return out
 
 
 def _bounded(value: str, row: pd.Series, name: str) -> str:
@@ -182,5 +186,6 @@ def efficiency_table(eff: pd.DataFrame) -> pd.DataFrame:
             "acc @ smallest": f"{r.acc_smallest:.3f} ({budgets[0]})",
             "acc @ largest": f"{r.acc_largest:.3f} ({budgets[-1]})",
         }
-        rows.append(cells | _transfer_cells(r, budgets))
+        protocol = {"selection": r["selection"]} if "selection" in r else {}
+        rows.append(protocol | cells | _transfer_cells(r, budgets))
     return pd.DataFrame(rows, index=eff["arm"]).fillna("-")

@@ -59,4 +59,10 @@ def findings(
     ok = with_keys(runs[runs["status"] == "ok"])
     spec = declared(records, set(ok["regime"]))
     rows = claims.claim_rows(ok, comparisons(ok, spec), spec["pretrained"])
+    if "selection" in ok:  # which protocol chose the runs of each side (reports.selection)
+        label = ok.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))
+        rows["selection"] = [
+            label[a] if label.get(b, label[a]) == label[a] else f"{a}: {label[a]}; {b}: {label[b]}"
+            for a, b in zip(rows["a"], rows["b"], strict=True)
+        ]
     return rows, claims.sentences(rows) + replay_effect(stream_runs, stream_knobs)

@@ -114,10 +114,15 @@ def fallback_pages(context: dict, numbers: dict, per_class: list[dict]) -> tuple
         "",
         f"{context['n_runs']} runs, {context['n_failed']} failed. Intervals: {CI_METHOD}.",
     ]
+    if context["tuning"]:  # a tuned sweep: every number is of the chosen trials
+        tuned = context["tuning"]
+        intro += ["", f"Model selection: {'; '.join(tuned['protocols'])}; {tuned['rule']}."]
+        intro += [f"Trials per arm: {tuned['trials']}.", f"Tuning curves: {tuned['curve_method']}."]
     intro += ["", "Findings:", *[f"- {line}" for line in context["findings"]]]
     pages = {
         "Target test accuracy: mean [95% CI] n=runs": tables.accuracy_table(numbers["summary"])
     }
+    pages |= context["tuning"]["pages"] if context["tuning"] else {}
     for i, head in enumerate(context["setups"]):
         pages[f"Domains {head['group'] or ''}".strip() + f" ({i + 1})"] = domains_frame(head)
     if not numbers["eff"].empty:

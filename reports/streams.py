@@ -94,3 +94,23 @@ def variant_summary(streams: pd.DataFrame) -> pd.DataFrame:
             )
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+MATRIX_COLUMNS = ["variant", "stage", "stage_domain", "domain", "mean", "ci_low", "ci_high"]
+MATRIX_COLUMNS += ["n_seeds"]
+
+
+def section(runs: pd.DataFrame) -> dict:
+    """Accuracy matrix, transfer metrics and per-variant summary of the stream runs, if any."""
+    found = stream_runs(runs)
+    if found.empty:
+        return {"runs": found, "matrix": pd.DataFrame(columns=MATRIX_COLUMNS)}
+    domains = found["stream_domains"].iloc[0].split(",")
+    return {
+        "runs": found,
+        "matrix": accuracy_matrix(found, domains),
+        "transfer": transfer_metrics(found),
+        "per_run": per_run_metrics(found),
+        "per_variant": variant_summary(found),
+        "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
+    }

@@ -35,7 +35,10 @@ def by_arm_and_budget(summary: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
     cols = sorted(table.columns, key=lambda c: budget_order(pd.Series([c])).iloc[0])
     order = arm_order(summary["arm"], summary["regime"])
     order = [a for a in order if a in table.index]
-    return table.loc[order, cols].fillna("-")
+    table = table.loc[order, cols].fillna("-")
+    if "selection" in summary:  # the protocol that chose the runs (reports.selection)
+        table.insert(0, "selection", summary.groupby("arm")["selection"].first().loc[order])
+    return table
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -137,7 +140,8 @@ MAIN_METRICS = HEADLINE  # the registry's metrics for the printed page (common/m
 
 def main_metrics(summary: pd.DataFrame) -> pd.DataFrame:
     """The summary narrowed to what fits a printed page: runs, failures, each metric's mean [CI]."""
-    out = summary[["arm", "per_class", "n", "n_failed"]].copy()
+    shown = ["arm", "per_class", *(["selection"] if "selection" in summary else [])]
+    out = summary[[*shown, "n", "n_failed"]].copy()
     for metric in MAIN_METRICS:
         if summary[f"{metric}_mean"].notna().any():
             out[metric] = [
