@@ -16,9 +16,10 @@ its own optimiser and schedule (``configure_optimizers``, AdamW per model, learn
 warm-up exactly the separate fit's) and needs no copy-back. Only BatchNorm's running statistics
 live in the stacked layer during the fit; :meth:`StackedClassifier.write_back` returns them.
 
-torch.func (``stack_module_state`` + ``functional_call`` + ``vmap``) computes the same thing:
-its convolution batching rule turns a batched weight into this grouped convolution. Grouping by
-hand avoids the per-call vmap dispatch and keeps running statistics as ordinary buffers.
+torch.func (``stack_module_state`` + ``functional_call`` + ``vmap``) runs the same kernels: in
+torch's profiler its batching rules fold the model dimension into the groups of one convolution
+and into the channels of one batch norm (running statistics batched, updated in place). Grouping
+by hand keeps the modules' own parameters and optimisers, and lets 1x1-spatial layers be matmuls.
 """
 
 from __future__ import annotations
