@@ -9,28 +9,25 @@ from the typed results its stages returned.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
+from omegaconf import DictConfig
 
-from benchmarks import keys
+from benchmarks import fits, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
-from benchmarks.probing import fit_labelled_probe, forgetting, pretrained_features, probe_accuracy
-from benchmarks.selecting import Fitted, Scored, scored
-from benchmarks.training import Trained, train_classifier
+from benchmarks.probing import forgetting, pretrained_features, probe_accuracy
+from benchmarks.selecting import Scored, scored
+from benchmarks.training import Trained
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features
-from lightning_modules.streaming import Images, materialize, take
+from lightning_modules.streaming import materialize
 
 Metrics = dict[str, float]
 
@@ -56,49 +53,17 @@ def _outcome(
     return Outcome(metrics, info, compute, sc.evaluated.confusion, sc.selection)
 
 
-def _phase(fold: int | None) -> str:
-    return "train" if fold is None else "select"  # a CV fold's fit is selection's cost
-
-
 def _probe_outcome(
     ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor
 ) -> tuple[Scored, dict[str, Any]]:
     """Fit the linear probe on the labelled rows of ``train_x``; score it on ``test_x``."""
-
-    def fit(labelled: torch.Tensor, fold: int | None) -> Fitted:
-        with ctx.phase(_phase(fold)):
-            probe = fit_labelled_probe(ctx, train_x, labelled)
-
-        def predict(rows: torch.Tensor | None) -> torch.Tensor:
-            return probe.probe.logits(test_x if rows is None else train_x[rows.to(train_x.device)])
-
-        return Fitted(predict, probe)
-
-    sc = scored(ctx, fit)
+    sc = scored(ctx, fits.probe(ctx, train_x, test_x))
     return sc, sc.fitted.payload.info()
 
 
 def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> tuple[Trained, Scored]:
-    """Train ``backbone`` (in place: forgetting reads it after) on the budget and score it.
-
-    A ``cv`` run's folds each start from a copy of the backbone as it was before that fit.
-    """
-    start = copy.deepcopy(backbone) if ctx.cfg.selection.protocol == "cv" else None
-
-    def fit(labelled: torch.Tensor, fold: int | None) -> Fitted:
-        if fold is None:
-            trained = train_classifier(ctx, backbone)
-        else:
-            trained = train_classifier(ctx, copy.deepcopy(start), labelled, fold)
-
-        def predict(rows: torch.Tensor | None) -> torch.Tensor:
-            t = ctx.target
-            images = t.x_test if rows is None else take(t.x_train, rows)
-            return trained.module.predict_logits(images.to(ctx.device))
-
-        return Fitted(predict, trained)
-
-    sc = scored(ctx, fit)
+    """Train ``backbone`` in place (forgetting reads it after) on the budget; score it."""
+    sc = scored(ctx, fits.classifier(ctx, backbone))
     return sc.fitted.payload, sc
 
 
@@ -242,44 +207,13 @@ def pixels(ctx: RunContext) -> Outcome:
     return _outcome(sc, probe_info, {})
 
 
-def _flat(images: Images) -> np.ndarray:
-    return materialize(images).flatten(1).double().numpy()
-
-
 def _baseline(ctx: RunContext, name: str) -> Outcome:
     """Fit a scikit-learn baseline on the budget's pixels, its hyperparameters by CV inside it.
 
     Label spreading also gets every other target train image (and the domain's unlabelled
     extras) without labels: exactly the images the pretrained regimes' SSL stages see.
     """
-    cfg = OmegaConf.to_container(ctx.cfg[name], resolve=True)
-    x_train, y_train = _flat(ctx.target.x_train), ctx.target.y_train.numpy()
-    extras = None
-    if name == "label_spreading" and ctx.target.x_unlabeled is not None:
-        extras = _flat(ctx.target.x_unlabeled)
-    # scikit-learn's OpenMP/BLAS pools default to every core: on 2 busy cores that made label
-    # spreading's CV 8x slower than one thread (5 fits + 20 k-NN fits: 5.4 s against 0.67 s).
-    threads = ctx.cfg.threads
-
-    def fit(labelled: torch.Tensor, fold: int | None) -> Fitted:
-        idx = labelled.numpy()
-        x, y = x_train[idx], y_train[idx]
-        unlabelled = None
-        if name == "label_spreading":
-            parts = [np.delete(x_train, idx, axis=0), *([extras] if extras is not None else [])]
-            unlabelled = np.concatenate(parts)
-        with ctx.phase(_phase(fold)), threadpool_limits(limits=threads):
-            chosen = baselines.select(name, cfg, x, y, unlabelled, seed=ctx.cfg.train_seed)
-            model = baselines.fit(name, cfg, chosen.params, x, y, unlabelled)
-
-        def predict(rows: torch.Tensor | None) -> torch.Tensor:
-            with threadpool_limits(limits=threads):
-                xs = _flat(ctx.target.x_test) if rows is None else x_train[rows.numpy()]
-                return torch.from_numpy(baselines.scores(model, xs))
-
-        return Fitted(predict, chosen)
-
-    sc = scored(ctx, fit)
+    sc = scored(ctx, fits.baseline(ctx, name))
     chosen = sc.fitted.payload
     info = {
         "baseline_params": chosen.params,

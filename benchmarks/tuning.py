@@ -29,7 +29,6 @@ from lightning_modules.baselines import PARAMS
 PROTOCOLS = ("fixed", "holdout", "cv", "oracle")
 # Keys a trial may not set: what a run is (its regime, budget, seeds, protocol), not how.
 NOT_TUNABLE = ("regime", "budget", "seed", "subset_seed", "train_seed", "selection", "tuning")
-_MISSING = object()
 # A CV grid key -> its 1-shot default key: probe.l2_grid -> probe.default_l2, svm.c_grid -> ...
 DEFAULT_OF = {"probe.l2_grid": "probe.default_l2"} | {
     f"{name.split('/')[0]}.{grid}": f"{name.split('/')[0]}.{default}"
@@ -70,14 +69,25 @@ def _grid(cfg: DictConfig, regime: str) -> dict[str, list[Any]]:
     return node
 
 
+def _is_key(cfg: DictConfig, key: str) -> bool:
+    """Whether the dotted ``key`` is in the config (set or not: another regime's node is unset)."""
+    node: Any = cfg
+    for part in key.split("."):
+        if not isinstance(node, DictConfig) or part not in node.keys():  # `in` skips unset
+            return False
+        node = node._get_node(part)  # noqa: SLF001 (the node, not its possibly missing value)
+    return not isinstance(node, DictConfig)
+
+
 def _check_grid(cfg: DictConfig, regime: str) -> list[dict[str, Any]]:
-    """The grid's points, after checking its keys, values, size and declared default."""
+    """The grid's points, after checking its keys, values and size; and the declared default
+    for this run's regime (another regime's node is not composed: its own jobs check it)."""
     grid = _grid(cfg, regime)
     for key, values in grid.items():
         where = f"tuning.grids.{regime}.{key}"
         if key.split(".")[0] in NOT_TUNABLE:
             raise ConfigError(f"{where} is not tunable; allowed: a hyperparameter key, not {key}")
-        if OmegaConf.select(cfg, key, default=_MISSING, throw_on_missing=False) is _MISSING:
+        if not _is_key(cfg, key):
             raise ConfigError(f"{where}: {key} is not a config key; allowed: e.g. train.lr")
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}={values!r} is invalid; allowed: a non-empty list")
@@ -88,6 +98,8 @@ def _check_grid(cfg: DictConfig, regime: str) -> list[dict[str, Any]]:
             f"tuning.grids.{regime} has {len(found)} points; allowed: tuning.trials={trials} "
             "(every regime's grid is the same tuning budget)"
         )
+    if regime != cfg.regime.name:
+        return found
     default = declared(cfg, sorted(grid))
     if not any(_is_point(default, p) for p in found):
         raise ConfigError(
