@@ -73,15 +73,19 @@ def _is_key(cfg: DictConfig, key: str) -> bool:
     """Whether the dotted ``key`` is in the config (set or not: another regime's node is unset)."""
     node: Any = cfg
     for part in key.split("."):
-        if not isinstance(node, DictConfig) or part not in node.keys():  # `in` skips unset
+        # keys(), not `in node`: DictConfig's `in` is False for a key whose value is unset
+        if not isinstance(node, DictConfig) or part not in node.keys():  # noqa: SIM118
             return False
         node = node._get_node(part)  # noqa: SLF001 (the node, not its possibly missing value)
     return not isinstance(node, DictConfig)
 
 
 def _check_grid(cfg: DictConfig, regime: str) -> list[dict[str, Any]]:
-    """The grid's points, after checking its keys, values and size; and the declared default
-    for this run's regime (another regime's node is not composed: its own jobs check it)."""
+    """The grid's points, after checking its keys, values and size.
+
+    The declared default is checked for this run's regime only: another regime's node is not
+    composed here (its values are unset), and its own jobs check it.
+    """
     grid = _grid(cfg, regime)
     for key, values in grid.items():
         where = f"tuning.grids.{regime}.{key}"
