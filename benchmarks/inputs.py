@@ -46,6 +46,7 @@ class RunContext:
     labelled: torch.Tensor
     seconds: dict[str, float] = field(default_factory=dict)
     job_dir: Path | None = None  # fits log into <job_dir>/<fit>/; None: no loggers
+    holdout: torch.Tensor | None = None  # selection=holdout: its train indices (preflight.py)
 
     def log_dir(self, fit_name: str) -> Path | None:
         """The loggers' folder of one fit of this run (a cached stage logs where it is built)."""

@@ -15,17 +15,26 @@ from collections.abc import Callable, Sequence
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks.config import ConfigError, validate
+from benchmarks.config import ConfigError
 from benchmarks.inputs import domain, new_backbone
 from benchmarks.regimes import READS
+from benchmarks.tuning import resolve
 from lightning_modules.backbones import ModelError, load_checkpoint
-from lightning_modules.budgets import BudgetError, budget_indices, parse_per_class
+from lightning_modules.budgets import (
+    BudgetError,
+    budget_indices,
+    holdout_indices,
+    parse_per_class,
+)
 from lightning_modules.datasets import load
 from lightning_modules.domains import Domain, DomainError, build_domain
 
 
-def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor]:
-    """Source and target domains and the labelled subset of the target's train split.
+def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor, torch.Tensor | None]:
+    """Source and target domains, the labelled subset and the holdout examples.
+
+    The labelled subset indexes the target's train split; the ``holdout`` protocol's validation
+    examples too (None for the other protocols).
 
     Also builds every ``stream`` domain of a regime that reads it, and checks the budget there
     and on the source (continual pretraining fits a budget probe on each).
@@ -37,7 +46,11 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor]:
         source = domain(cfg.source, cfg)
         target = domain(cfg.data, cfg)
         per_class = parse_per_class(cfg.budget.per_class)
-        labelled = budget_indices(target.y_train, per_class, cfg.subset_seed)
+        holdout, reserve = None, 0
+        if cfg.selection.protocol == "holdout":
+            reserve = cfg.selection.per_class
+            holdout = holdout_indices(target.y_train, reserve, cfg.subset_seed)
+        labelled = budget_indices(target.y_train, per_class, cfg.subset_seed, reserve)
         if cfg.regime.name == "continual_pretrain":
             for dom in (source, *(domain(cfg.stream[k], cfg) for k in cfg.stream)):
                 _budget_fits(dom, per_class, cfg.subset_seed)
@@ -45,7 +58,7 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor]:
             load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
     except (DomainError, BudgetError, ModelError) as err:
         raise ConfigError(str(err)) from None
-    return source, target, labelled
+    return source, target, labelled, holdout
 
 
 def _budget_fits(dom: Domain, per_class: int | None, seed: int) -> None:
@@ -70,7 +83,7 @@ def signature(cfg: DictConfig) -> str:
 
     The subset seed only picks which examples are labelled, never whether the budget fits.
     """
-    nodes = ("source", "data", "stream", "model", "budget", "paths")
+    nodes = ("source", "data", "stream", "model", "budget", "paths", "selection")
     parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in nodes}
     parts["regime"], parts["objective"] = cfg.regime.name, cfg.pretrain.objective
     return json.dumps(parts, sort_keys=True, default=str)
@@ -94,10 +107,10 @@ def check_jobs(
     for overrides in batch:
         cfg = compose(master_config=master, sweep_overrides=list(overrides))
         try:
-            validate(cfg, READS)
-            sig = signature(cfg)  # a JSON dump of six resolved nodes: once per job
+            applied, _ = resolve(cfg, READS)  # a trial's values are checked like any others
+            sig = signature(applied)  # a JSON dump of seven resolved nodes: once per job
             if sig not in checked:
-                prepare(cfg)
+                prepare(applied)
                 checked.add(sig)
         except ConfigError as err:
             return composed, (tuple(overrides), f"{err} (job: {' '.join(overrides)})")

@@ -84,9 +84,15 @@ class LabelledProbe:
         }
 
 
-def fit_labelled_probe(ctx: RunContext, features: torch.Tensor) -> LabelledProbe:
-    """The linear probe on the labelled rows of ``features`` (target train split)."""
-    p, idx = ctx.cfg.probe, ctx.labelled.to(ctx.device)
+def fit_labelled_probe(
+    ctx: RunContext, features: torch.Tensor, labelled: torch.Tensor | None = None
+) -> LabelledProbe:
+    """The linear probe on the labelled rows of ``features`` (target train split).
+
+    ``labelled``: the rows it fits (a CV fold's share); None = the run's budget.
+    """
+    p = ctx.cfg.probe
+    idx = (ctx.labelled if labelled is None else labelled).to(ctx.device)
     labels = ctx.target.y_train.to(ctx.device)[idx]
     probe = fit_probe(
         features[idx],

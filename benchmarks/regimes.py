@@ -13,71 +13,72 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
-from threadpoolctl import threadpool_limits
+from omegaconf import DictConfig
 
-from benchmarks import keys
+from benchmarks import fits, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
-from benchmarks.probing import fit_labelled_probe, forgetting, pretrained_features, probe_accuracy
-from benchmarks.training import Evaluated, Trained, evaluate, train_classifier
+from benchmarks.probing import forgetting, pretrained_features, probe_accuracy
+from benchmarks.selecting import Scored, scored
+from benchmarks.training import Trained
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
 from lightning_modules.probe import extract_features
-from lightning_modules.streaming import Images, materialize
+from lightning_modules.streaming import materialize
 
 Metrics = dict[str, float]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a regime hands the record: its metrics, ``info``, ``compute`` and the confusion."""
+    """What a regime hands the record: its metrics, ``info``, ``compute`` and the confusion.
+
+    ``selection``: the data-dependent facts of its validation (folds, defaulted).
+    """
 
     metrics: Metrics
     info: dict[str, Any] = field(default_factory=dict)
     compute: dict[str, float] = field(default_factory=dict)
     confusion: list[list[int]] | None = None
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def _outcome(
-    ev: Evaluated, info: dict[str, Any], compute: dict[str, float], extra: Metrics | None = None
+    sc: Scored, info: dict[str, Any], compute: dict[str, float], extra: Metrics | None = None
 ) -> Outcome:
-    return Outcome(ev.metrics | (extra or {}), info, compute, ev.confusion)
+    metrics = sc.evaluated.metrics | sc.val | (extra or {})
+    return Outcome(metrics, info, compute, sc.evaluated.confusion, sc.selection)
 
 
 def _probe_outcome(
     ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor
-) -> tuple[Evaluated, dict[str, Any]]:
+) -> tuple[Scored, dict[str, Any]]:
     """Fit the linear probe on the labelled rows of ``train_x``; score it on ``test_x``."""
-    with ctx.phase("train"):
-        probe = fit_labelled_probe(ctx, train_x)
-    with ctx.phase("eval"):
-        return evaluate(ctx, probe.probe.logits(test_x)), probe.info()
+    sc = scored(ctx, fits.probe(ctx, train_x, test_x))
+    return sc, sc.fitted.payload.info()
 
 
-def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> tuple[Trained, Evaluated]:
-    trained = train_classifier(ctx, backbone)
-    with ctx.phase("eval"):
-        logits = trained.module.predict_logits(ctx.target.x_test.to(ctx.device))
-        return trained, evaluate(ctx, logits)
+def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> tuple[Trained, Scored]:
+    """Train ``backbone`` in place (forgetting reads it after) on the budget; score it."""
+    sc = scored(ctx, fits.classifier(ctx, backbone))
+    return sc.fitted.payload, sc
 
 
 def scratch(ctx: RunContext) -> Outcome:
     """Random init, everything trained on the labelled budget."""
     backbone = new_backbone(ctx.cfg, ctx.cfg.train_seed).to(ctx.device)
-    trained, ev = _train_and_evaluate(ctx, backbone)
-    return _outcome(ev, trained.info(), trained.compute())
+    trained, sc = _train_and_evaluate(ctx, backbone)
+    return _outcome(sc, trained.info(), trained.compute())
 
 
 def _fine_tuned(ctx: RunContext) -> Outcome:
     pre = pretrained(ctx)
-    trained, ev = _train_and_evaluate(ctx, pre.backbone)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone)
     info, compute = pre.info() | trained.info(), pre.compute() | trained.compute()
-    return _outcome(ev, info, compute, forgetting(ctx, pre, pre.backbone))
+    return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
 
 
 def finetune(ctx: RunContext) -> Outcome:
@@ -105,24 +106,24 @@ def linear_probe(ctx: RunContext) -> Outcome:
     """
     pre = pretrained(ctx)
     feats = pretrained_features(ctx, pre.backbone, stable_hash(pre.cache.key))
-    ev, probe_info = _probe_outcome(ctx, feats.train, feats.test)
+    sc, probe_info = _probe_outcome(ctx, feats.train, feats.test)
     source = {
         "source/acc_before": pre.source_acc,
         "source/acc_after": pre.source_acc,
         "source/forgetting": 0.0,
     }
-    return _outcome(ev, pre.info() | feats.info() | probe_info, pre.compute(), source)
+    return _outcome(sc, pre.info() | feats.info() | probe_info, pre.compute(), source)
 
 
 def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
     pre = pretrained(ctx)
     cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
-    trained, ev = _train_and_evaluate(ctx, cont.backbone)
+    trained, sc = _train_and_evaluate(ctx, cont.backbone)
     cont_info, cont_compute = continued_facts([cont])
     info = pre.info() | cont_info | trained.info()
     compute = pre.compute() | cont_compute | trained.compute()
     extra = forgetting(ctx, pre, cont.backbone) | {"source/acc_after_continued": cont.source_acc}
-    return _outcome(ev, info, compute, extra)
+    return _outcome(sc, info, compute, extra)
 
 
 def incremental_pretrain(ctx: RunContext) -> Outcome:
@@ -188,10 +189,11 @@ def continual_pretrain(ctx: RunContext) -> Outcome:
     with ctx.phase("features"):
         train_x = extract_features(backbone, ctx.target.x_train.to(ctx.device))
         test_x = extract_features(backbone, ctx.target.x_test.to(ctx.device))
-    ev, probe_info = _probe_outcome(ctx, train_x, test_x)  # as linear_probe: l2 cross-validated
+    sc, probe_info = _probe_outcome(ctx, train_x, test_x)  # as linear_probe: l2 cross-validated
     cont_info, cont_compute = continued_facts(stages)
     info = pre.info() | cont_info | {"stream_domains": [d.name for d in domains]} | probe_info
     baselines_b = {f"b/{j}": acc for j, acc in enumerate(baseline)}
+    ev = sc.evaluated  # fixed protocol only (tuning.py): no validation metrics
     return Outcome(
         metrics | baselines_b | ev.metrics, info, pre.compute() | cont_compute, ev.confusion
     )
@@ -201,12 +203,8 @@ def pixels(ctx: RunContext) -> Outcome:
     """The floor: the same logistic-regression probe on the raw input pixels."""
     flat_train = materialize(ctx.target.x_train).flatten(1).to(ctx.device)
     flat_test = materialize(ctx.target.x_test).flatten(1).to(ctx.device)
-    ev, probe_info = _probe_outcome(ctx, flat_train, flat_test)
-    return _outcome(ev, probe_info, {})
-
-
-def _flat(images: Images) -> np.ndarray:
-    return materialize(images).flatten(1).double().numpy()
+    sc, probe_info = _probe_outcome(ctx, flat_train, flat_test)
+    return _outcome(sc, probe_info, {})
 
 
 def _baseline(ctx: RunContext, name: str) -> Outcome:
@@ -215,29 +213,15 @@ def _baseline(ctx: RunContext, name: str) -> Outcome:
     Label spreading also gets every other target train image (and the domain's unlabelled
     extras) without labels: exactly the images the pretrained regimes' SSL stages see.
     """
-    cfg = OmegaConf.to_container(ctx.cfg[name], resolve=True)
-    x_train, idx = _flat(ctx.target.x_train), ctx.labelled.numpy()
-    x, y = x_train[idx], ctx.target.y_train.numpy()[idx]
-    unlabelled = None
-    if name == "label_spreading":
-        parts = [np.delete(x_train, idx, axis=0)]
-        if ctx.target.x_unlabeled is not None:
-            parts.append(_flat(ctx.target.x_unlabeled))
-        unlabelled = np.concatenate(parts)
-    # scikit-learn's OpenMP/BLAS pools default to every core: on 2 busy cores that made label
-    # spreading's CV 8x slower than one thread (5 fits + 20 k-NN fits: 5.4 s against 0.67 s).
-    with ctx.phase("train"), threadpool_limits(limits=ctx.cfg.threads):
-        chosen = baselines.select(name, cfg, x, y, unlabelled, seed=ctx.cfg.train_seed)
-        model = baselines.fit(name, cfg, chosen.params, x, y, unlabelled)
+    sc = scored(ctx, fits.baseline(ctx, name))
+    chosen = sc.fitted.payload
     info = {
         "baseline_params": chosen.params,
         "baseline_selected_by": chosen.selected_by,
         "baseline_cv_acc": chosen.cv_acc,
         "baseline_at_edge": chosen.at_edge,
     }
-    with ctx.phase("eval"), threadpool_limits(limits=ctx.cfg.threads):
-        logits = baselines.scores(model, _flat(ctx.target.x_test))
-    return _outcome(evaluate(ctx, torch.from_numpy(logits)), info, {})
+    return _outcome(sc, info, {})
 
 
 def svm(ctx: RunContext) -> Outcome:

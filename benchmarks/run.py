@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from benchmarks import outcome, user_code
+from benchmarks import outcome, tuning, user_code
 from benchmarks.cleanup import remove_with_empty_parents
 from benchmarks.compute import peak_memory_mb
 from benchmarks.config import (
@@ -34,7 +34,6 @@ from benchmarks.config import (
     conf_fingerprint,
     numeric_trainer,
     register,
-    validate,
 )
 from benchmarks.inputs import RunContext, domain, training_device
 from benchmarks.overrides import first_problem
@@ -75,6 +74,7 @@ def config_hash(cfg: DictConfig) -> str:
     data.pop("question", None)
     data.pop("comparisons", None)  # what the report compares, not what a run computes
     data.pop("seed", None)  # shorthand: subset_seed and train_seed hold what it set
+    tuning.hashed(data)  # untuned and fixed: the hash a record had before selection existed
     for node, key in (("model", "factory"), ("train", "module")):  # null: the built-in, and
         if key in data.get(node, {}) and data[node][key] is None:  # the hash it had before
             data[node].pop(key)
@@ -92,9 +92,9 @@ def _context(cfg: DictConfig, job_dir: Path | None = None) -> RunContext:
 
     The fits of a run log into ``job_dir`` (one subfolder per fit); None logs nothing.
     """
-    source, target, labelled = prepare(cfg)
+    source, target, labelled, holdout = prepare(cfg)
     device = training_device(cfg.trainer)
-    return RunContext(cfg, device, source, target, labelled, job_dir=job_dir)
+    return RunContext(cfg, device, source, target, labelled, job_dir=job_dir, holdout=holdout)
 
 
 def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -109,9 +109,18 @@ def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
 
 
 def _record(
-    cfg: DictConfig, ctx: RunContext, chash: str, status: dict[str, Any], result: Outcome
+    cfg: DictConfig,
+    ctx: RunContext,
+    chash: str,
+    status: dict[str, Any],
+    result: Outcome,
+    selection: dict[str, Any],
 ) -> RunRecord:
-    """The run's record: its status, the regime's outcome (empty for a failed run), the facts."""
+    """The run's record: its status, the regime's outcome (empty for a failed run), the facts.
+
+    ``selection``: the protocol and trial facts of :func:`benchmarks.tuning.resolve`.
+    """
+    extra = {"extra_labels": len(ctx.holdout)} if ctx.holdout is not None else {}
     counts = torch.bincount(ctx.target.y_train[ctx.labelled], minlength=ctx.target.num_classes)
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
@@ -145,6 +154,7 @@ def _record(
         confusion=result.confusion,  # top level: the report reads it per class
         samples=record_samples(ctx.source, ctx.target),
         definitions=definitions_for(result.metrics),
+        selection=selection | extra | result.selection,
         config_hash=chash,
         job=_job_identity(),
         config=config,
@@ -164,7 +174,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
     Raises:
         ConfigError: before anything is trained or written, for a config that cannot run.
     """
-    validate(cfg, READS)
+    cfg, selection = tuning.resolve(cfg, READS)  # a trial's values, before anything hashes them
     chash = config_hash(cfg)
     path = out_dir / RECORD_NAME
     if _finished(path, chash):
@@ -182,7 +192,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
         status = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
         result = Outcome({})  # no stage finished that the record could describe
     ctx.seconds["total"] = time.perf_counter() - start
-    record = _record(cfg, ctx, chash, status, result)
+    record = _record(cfg, ctx, chash, status, result, selection)
     write_record(path, record)
     return record
 

@@ -216,6 +216,33 @@ class ComparisonsConfig:
 
 
 @dataclass
+class SelectionConfig:
+    """How a run's hyperparameters are chosen (``conf/selection/``), stamped on its record.
+
+    fixed: the declared defaults. holdout: ``per_class`` extra labelled examples per class,
+    disjoint from every budget. cv: ``folds``-fold cross-validation inside the budget. oracle:
+    the test split (an upper bound only).
+    """
+
+    protocol: str = MISSING
+    per_class: int | None = None  # holdout: V validation examples per class
+    folds: int | None = None  # cv: k
+
+
+@dataclass
+class TuningConfig:
+    """Hyperparameter trials: ``grids.<regime>`` maps dotted config keys to lists of values.
+
+    Trial i is the i-th point of the Cartesian product (sorted keys, row-major); every grid has
+    ``trials`` points, the equal tuning budget. ``trial: null``: the regime's declared values.
+    """
+
+    trial: int | None = None
+    trials: int | None = None
+    grids: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class RunConfig:
     """One run; a sweep is many of these."""
 
@@ -243,3 +270,5 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     comparisons: ComparisonsConfig = field(default_factory=ComparisonsConfig)
+    selection: SelectionConfig = field(default_factory=SelectionConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)

@@ -57,10 +57,12 @@ def classifier_and_batches(
     ctx: RunContext,
     backbone: nn.Module,
     head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    labelled: torch.Tensor | None = None,
 ) -> tuple[L.LightningModule, RandomBatches]:
     """The module and the batches of one target fit, seeded from ``train_seed``.
 
     The module is ``ClassifierModule``, or the user's ``train.module`` (benchmarks/user_code.py).
+    ``labelled``: the train indices it fits (a CV fold's share); None = the run's budget.
     """
     cfg, t = ctx.cfg, ctx.cfg.train
     torch.manual_seed(4000 + cfg.train_seed)
@@ -91,31 +93,41 @@ def classifier_and_batches(
             cfg.train_seed,
             head_init,
         )
-    x = take(ctx.target.x_train, ctx.labelled).to(ctx.device)
-    y = ctx.target.y_train[ctx.labelled].to(ctx.device)
+    labelled = ctx.labelled if labelled is None else labelled
+    x = take(ctx.target.x_train, labelled).to(ctx.device)
+    y = ctx.target.y_train[labelled].to(ctx.device)
     return module, RandomBatches(x, y, t.batch_size, t.steps, cfg.train_seed)
 
 
-def train_classifier(ctx: RunContext, backbone: nn.Module) -> Trained:
+def train_classifier(
+    ctx: RunContext,
+    backbone: nn.Module,
+    labelled: torch.Tensor | None = None,
+    fold: int | None = None,
+) -> Trained:
     """Train backbone + head on the labelled budget for ``train.steps`` steps.
 
     With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
     features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
+    ``labelled``/``fold``: a cross-validation fold's fit (its own logs, checkpoints and the
+    ``select`` phase's time); None = the run's own fit on its whole budget.
     """
     cfg, t = ctx.cfg, ctx.cfg.train
+    name, phase = ("train", "train") if fold is None else (f"train_fold{fold}", "select")
     stats = stats_of(backbone).facts()
     head_init, probe = None, None
     if t.head_init == "probe":
-        with ctx.phase("train"):
+        with ctx.phase(phase):
             features = extract_features(backbone, ctx.target.x_train.to(ctx.device))
-            probe = fit_labelled_probe(ctx, features)
+            probe = fit_labelled_probe(ctx, features, labelled)
         head_init = (probe.probe.weight.float(), probe.probe.bias.float())
-    module, batches = classifier_and_batches(ctx, backbone, head_init)
+    module, batches = classifier_and_batches(ctx, backbone, head_init, labelled)
     run = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(run, dict)
     run.pop("paths")  # the checkpoint key: everything the fit depends on
-    with ctx.phase("train"), stage_checkpoints(cfg, "train", run) as checkpoints:
-        fit(cfg, module, batches, ctx.log_dir("train"), checkpoints)
+    key = run if fold is None else run | {"fold": fold}
+    with ctx.phase(phase), stage_checkpoints(cfg, name, key) as checkpoints:
+        fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
     step = train_step_flops(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
     )

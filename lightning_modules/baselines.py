@@ -42,7 +42,8 @@ class Selection:
     """The chosen hyperparameters and how they were chosen (recorded in ``info``)."""
 
     params: dict[str, Any]
-    selected_by: str  # "cv" (inside the budget) or "default" (a class has one example)
+    selected_by: str  # "cv" (inside the budget), "default" (a class has one example) or
+    # "given" (every grid has one value, e.g. a tuning trial's: nothing to choose)
     cv_acc: float | None = None
     at_edge: list[str] = field(default_factory=list)  # chosen at an end of a grid of >= 2
 
@@ -94,6 +95,12 @@ def select(
     its final fit does; accuracy is counted on the held-out labelled examples.
     """
     smallest = int(np.bincount(y)[np.unique(y)].min())
+    if all(len(cfg[grid]) == 1 for grid, _ in _params(name, cfg).values()):
+        # One candidate (a tuning trial fixed every value): nothing to choose, no CV fits.
+        given = {param: cfg[grid][0] for param, (grid, _) in _params(name, cfg).items()}
+        if name == "knn":
+            given["n_neighbors"] = min(int(given["n_neighbors"]), smallest)
+        return Selection(given, "given")
     if smallest < 2:
         return Selection(defaults(name, cfg, smallest), "default")
     splitter = StratifiedKFold(min(MAX_FOLDS, smallest), shuffle=True, random_state=seed)

@@ -36,29 +36,62 @@ def parse_per_class(value: object) -> int | None:
     return k
 
 
-def budget_indices(labels: torch.Tensor, per_class: int | None, seed: int) -> torch.Tensor:
+def _orders(y: np.ndarray, seed: int) -> list[np.ndarray]:
+    """Each class's train indices in the order the seed shuffles them (budgets take a prefix)."""
+    out = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        out.append(idx[np.random.default_rng([seed, int(c)]).permutation(len(idx))])
+    return out
+
+
+def budget_indices(
+    labels: torch.Tensor, per_class: int | None, seed: int, reserve: int = 0
+) -> torch.Tensor:
     """Indices into ``labels`` of the labelled subset, sorted.
 
     Args:
         labels: training labels 0..K-1.
         per_class: examples per class, or None for all of them.
         seed: the run's ``subset_seed``; the subset depends on nothing else.
+        reserve: examples per class kept out of the pool (the ``holdout`` protocol's validation
+            examples, :func:`holdout_indices`): the last ``reserve`` of each class's shuffled
+            order. A budget is a prefix of the same order, so reserving changes no budget that
+            fits beside it: every protocol labels the same examples.
 
     Raises:
-        BudgetError: when a class has fewer than ``per_class`` examples.
+        BudgetError: when a class has fewer than ``per_class + reserve`` examples.
     """
     y = labels.numpy()
-    classes = np.unique(y)
-    if per_class is not None:
-        smallest = min(int((y == c).sum()) for c in classes)
-        if per_class > smallest:
+    orders = _orders(y, seed)
+    smallest = min(len(o) for o in orders)
+    if per_class is not None and per_class + reserve > smallest:
+        if reserve:
             raise BudgetError(
-                f"budget.per_class={per_class} is larger than the smallest class "
-                f"({smallest} training examples); allowed: 1..{smallest} or 'all'"
+                f"selection.per_class={reserve} is too large: the smallest class has {smallest} "
+                f"training examples and budget.per_class={per_class} takes {per_class}; "
+                f"allowed: 1..{max(smallest - per_class, 0)}"
             )
-    chosen = []
-    for c in classes:
-        idx = np.flatnonzero(y == c)
-        order = np.random.default_rng([seed, int(c)]).permutation(len(idx))
-        chosen.append(idx[order[:per_class]] if per_class is not None else idx)
+        raise BudgetError(
+            f"budget.per_class={per_class} is larger than the smallest class "
+            f"({smallest} training examples); allowed: 1..{smallest} or 'all'"
+        )
+    if reserve >= smallest:  # budget 'all': at least one labelled example per class is left
+        raise BudgetError(
+            f"selection.per_class={reserve} is too large: the smallest class has {smallest} "
+            f"training examples; allowed: 1..{smallest - 1}"
+        )
+    chosen = [o[: len(o) - reserve][:per_class] for o in orders]
     return torch.from_numpy(np.sort(np.concatenate(chosen)))
+
+
+def holdout_indices(labels: torch.Tensor, per_class: int, seed: int) -> torch.Tensor:
+    """The ``holdout`` protocol's validation examples (train indices, sorted).
+
+    The last ``per_class`` of each class's shuffled order, so disjoint from every budget drawn
+    with ``reserve=per_class``.
+
+    Like the budgets they depend only on ``subset_seed`` (never the regime or the trial).
+    """
+    orders = _orders(labels.numpy(), seed)
+    return torch.from_numpy(np.sort(np.concatenate([o[len(o) - per_class :] for o in orders])))
