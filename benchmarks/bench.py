@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,16 +29,15 @@ from typing import Any
 import torch
 import torch.nn.functional as F  # noqa: N812
 from hydra import compose, initialize_config_dir
-from joblib import effective_n_jobs
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from benchmarks import fitting
 from benchmarks.cli_types import positive_int
 from benchmarks.inputs import RunContext, new_backbone
 from benchmarks.pretraining import pretrained_backbone
 from benchmarks.run import CONF_DIR, _context
+from benchmarks.sweep_bench import TARGETS, print_table, sweep_speed
 from benchmarks.training import classifier_and_batches
-from common.records import RECORD_NAME, read_record
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe, normalize_features
@@ -173,108 +170,6 @@ def probe_speed(cache: Path) -> dict[str, Any]:
         "probe_end_to_end_seconds": e2e_s,
         "feature_extraction_seconds": extract_s,
     }
-
-
-def _sweep(args: list[str], workdir: Path, cache: Path) -> float:
-    env = {**os.environ, "REGIMEBENCH_CACHE": str(cache)}
-    cmd = [
-        str(Path(sys.executable).parent / "regimebench"),
-        "-m",
-        *args,
-        f"hydra.sweep.dir={workdir / 'sweep'}",
-    ]
-    start = time.perf_counter()
-    subprocess.run(cmd, cwd=workdir, env=env, check=True, capture_output=True)
-    return time.perf_counter() - start
-
-
-def _executions(sweep: Path) -> dict[str, int]:
-    built: dict[str, int] = {"pretrain": 0, "continued_pretrain": 0, "features": 0}
-    keys: dict[str, set[str]] = {k: set() for k in built}
-    for path in sweep.glob(f"*/{RECORD_NAME}"):
-        info = read_record(path).info
-        for kind in built:
-            if f"{kind}_hash" in info:
-                keys[kind].add(info[f"{kind}_hash"])
-                built[kind] += not info[f"{kind}_cached"]
-    return {
-        "pretrain_executions": built["pretrain"] + built["continued_pretrain"],
-        "pretrain_configs": len(keys["pretrain"]) + len(keys["continued_pretrain"]),
-        "feature_extractions": built["features"],
-        "feature_configs": len(keys["features"]),
-    }
-
-
-def _job_time(sweep: Path) -> dict[str, float]:
-    """Where a cold sweep's wall time went: inside the jobs, or around them.
-
-    ``job_seconds`` sums every record's own ``seconds.total`` (data, training, evaluation);
-    divided by the launcher's worker count it is the wall time of a perfectly packed sweep with
-    no start-up, composition or hand-over costs: what compute alone allows on this machine.
-    """
-    job = sum(read_record(p).seconds["total"] for p in sweep.glob(f"*/{RECORD_NAME}"))
-    launcher = OmegaConf.load(sweep / "multirun.yaml").hydra.launcher
-    workers = effective_n_jobs(launcher.n_jobs) if "n_jobs" in launcher else 1  # -1: all cores
-    return {"default_sweep_job_seconds": job, "default_sweep_workers": workers}
-
-
-def report_seconds(sweep: Path, out: Path, timeout: float | None = None) -> float:
-    """Wall time of ``regimebench-report`` building the sweep's report afresh into ``out``.
-
-    A separate process, as the sweep's closing callback is: it pays the report's imports
-    (pandas, matplotlib; not torch) and reads every record, as the callback does.
-    """
-    cmd = [sys.executable, "-m", "reports", str(sweep), "--out", str(out)]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True, timeout=timeout)
-    return time.perf_counter() - start
-
-
-def sweep_speed(sweep_args: list[str]) -> dict[str, Any]:
-    """The sweep cold (fresh cache and folder), then re-run; executions from its records.
-
-    The issue's two overhead targets: ``default_sweep_overhead_ratio``, the cold wall time over
-    the compute-bound time (job seconds over workers; at most 1.05), and ``report_share``, one
-    report build over the cold sweep's wall time (at most 0.05). The cold sweep already built
-    its report in its closing callback; the timed build is a second one into another folder.
-    """
-    with tempfile.TemporaryDirectory(prefix="regimebench-bench-") as tmp:
-        work = Path(tmp)
-        cold = _sweep(sweep_args, work, work / "cache")
-        jobs = _job_time(work / "sweep")
-        report = report_seconds(work / "sweep", work / "report-timed")
-        rerun = _sweep(sweep_args, work, work / "cache")
-        counts = _executions(work / "sweep")
-    packed = jobs["default_sweep_job_seconds"] / jobs["default_sweep_workers"]
-    return {
-        "default_sweep_seconds": cold,
-        **jobs,
-        "default_sweep_compute_bound_seconds": packed,
-        "default_sweep_overhead_seconds": cold - packed,
-        "default_sweep_overhead_ratio": cold / packed,
-        "report_build_seconds": report,
-        "report_share": report / cold,
-        "rerun_seconds": rerun,
-        "rerun_time_ratio": rerun / cold,
-        **counts,
-    }
-
-
-# The issue's targets, printed beside the measured values.
-TARGETS = {
-    "train_throughput_ratio": ">= 0.95",
-    "default_sweep_overhead_ratio": "<= 1.05",
-    "report_share": "<= 0.05",
-    "rerun_time_ratio": "<= 0.05",
-}
-
-
-def print_table(results: dict[str, Any], targets: dict[str, str]) -> None:
-    """One line per figure, its target beside it where the issue sets one."""
-    for key, value in results.items():
-        shown = f"{value:.4g}" if isinstance(value, float) else str(value)
-        target = f"   (target {targets[key]})" if key in targets else ""
-        print(f"{key:36s} {shown}{target}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -160,7 +160,7 @@ def _study_figures(sweep: Path, launched: float, wall: float) -> dict[str, Any]:
     record's write begins the tail (the report, the workers' shutdown).
     """
     from benchmarks import progress
-    from benchmarks.bench import _job_time
+    from benchmarks.sweep_bench import job_time
     from common.records import RECORD_NAME, read_record
 
     records = sorted(sweep.glob(f"*/{RECORD_NAME}"))
@@ -175,7 +175,7 @@ def _study_figures(sweep: Path, launched: float, wall: float) -> dict[str, Any]:
     if starts:
         figures["study_startup_seconds"] = min(starts) - launched
     if records:
-        jobs = _job_time(sweep)
+        jobs = job_time(sweep)
         packed = jobs["default_sweep_job_seconds"] / jobs["default_sweep_workers"]
         last = max(p.stat().st_mtime for p in records)
         figures |= {
@@ -190,7 +190,7 @@ def _study_figures(sweep: Path, launched: float, wall: float) -> dict[str, Any]:
 
 def study(scale: Scale) -> dict[str, Any]:
     """``regimebench -m experiment=digits`` cold in a temporary cache, then its report alone."""
-    from benchmarks.bench import report_seconds
+    from benchmarks.sweep_bench import report_seconds
 
     with tempfile.TemporaryDirectory(prefix="regimebench-gpu-study-") as tmp:
         work, sweep = Path(tmp), Path(tmp) / "sweep"
@@ -261,7 +261,7 @@ def device_facts() -> dict[str, Any]:
 
 def main(out: Path | None, dry_run: bool) -> int:
     """The three parts, a table, the JSON; 2 without a GPU (unless dry), 1 if a part failed."""
-    from benchmarks.bench import print_table
+    from benchmarks.sweep_bench import print_table
 
     if not dry_run and not torch.cuda.is_available():
         print(

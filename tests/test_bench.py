@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from helpers import synthetic_record, write_dict
 
-from benchmarks.bench import _executions, main
+from benchmarks.bench import main
+from benchmarks.sweep_bench import executions
 from reports.aggregate import with_costs
 
 KEYS = {
@@ -45,7 +46,7 @@ def test_executions_count_builds_against_distinct_keys(tmp_path):
     for i, info in enumerate(infos):
         record = synthetic_record("finetune", 1, i, 0.5, info=info)
         write_dict(tmp_path / str(i) / "record.json", record)
-    assert _executions(tmp_path) == {
+    assert executions(tmp_path) == {
         "pretrain_executions": 2,
         "pretrain_configs": 2,
         "feature_extractions": 1,
