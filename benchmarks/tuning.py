@@ -152,6 +152,19 @@ def check(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> list[dict[str, 
     return grids[name]
 
 
+def set_keys(point: dict[str, Any]) -> list[str]:
+    """Every config key a trial sets: its grid keys and, for a CV grid key, its 1-shot default.
+
+    The record lists them (``selection.config_keys``) so the report keeps all of them out of
+    variants and groups: ``svm.default_c`` moves with ``svm.c_grid`` and is not a variant.
+    """
+    keys = set(point)
+    keys.update(
+        DEFAULT_OF[k] for k, v in point.items() if k in DEFAULT_OF and not isinstance(v, list)
+    )
+    return sorted(keys)
+
+
 def apply(cfg: DictConfig, point: dict[str, Any]) -> DictConfig:
     """A copy of ``cfg`` with the trial's values set (a CV grid key: one value, and its default)."""
     out = cfg.copy()
@@ -197,6 +210,7 @@ def resolve(
         return cfg, facts
     point = grid[t.trial]
     facts["hparams"] = point
+    facts["config_keys"] = set_keys(point)
     facts["is_default"] = _is_point(declared(cfg, sorted(point)), point)
     applied = apply(cfg, point)
     validate(applied, reads)

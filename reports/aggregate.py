@@ -35,13 +35,18 @@ def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
 def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
     """Add wall-clock cost columns per run (seconds).
 
-    ``cost/target_s``: the run's own work (features, training, evaluation).
+    ``cost/target_s``: the run's own work (features, training, evaluation, and under ``cv`` the
+    fold fits that scored it: ``seconds/select``).
     ``cost/pretrain_full_s``: the full cost of the pretraining stages it used.
     ``cost/pretrain_amortised_s``: that cost divided among the runs of these records that
     share each cached stage (its hash), i.e. what the sweep paid per run.
     """
     out = runs.copy()
-    own = [c for c in ("seconds/features", "seconds/train", "seconds/eval") if c in out]
+    own = [
+        c
+        for c in ("seconds/features", "seconds/train", "seconds/eval", "seconds/select")
+        if c in out
+    ]
     out["cost/target_s"] = out[own].fillna(0).sum(axis=1)
     out["cost/pretrain_full_s"] = 0.0
     out["cost/pretrain_amortised_s"] = 0.0

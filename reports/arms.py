@@ -163,7 +163,8 @@ def arm_labels(records: list[RunRecord]) -> pd.DataFrame:
     keys = {k for f in flats for k in f}
     tuned: dict[str, set[str]] = {}
     for r, regime in zip(records, regimes, strict=True):
-        tuned.setdefault(regime, set()).update(r.selection.get("hparams", {}))
+        mine = tuned.setdefault(regime, set())  # a trial's keys never make a variant or group
+        mine.update(r.selection.get("hparams", {}), r.selection.get("config_keys", []))
     anywhere = set().union(*tuned.values())
     group = [k for k in keys if not is_stage(k, stages) and k not in anywhere]
     group_keys = _compact(flats, _varying(flats, group))

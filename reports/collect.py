@@ -92,6 +92,8 @@ def protocol_label(selection: dict) -> str:
     """
     protocol = selection.get("protocol", "fixed")
     if protocol == "cv":
+        if selection.get("defaulted"):
+            return "cv (no fold: a class has < 2 labels, declared defaults)"
         return f"cv (k={selection.get('folds')})"
     if protocol == "holdout":
         extra = selection.get("extra_labels", 0)

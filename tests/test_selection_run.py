@@ -153,6 +153,12 @@ def test_a_baseline_trial_fixes_its_hyperparameters(compose_cfg, tmp_path):
     assert record.config["svm"]["c_grid"] == [10.0] and record.config["svm"]["default_c"] == 10.0
     assert record.selection["trials"] == 2 and record.selection["is_default"] is False
     assert record.selection["hparams"] == {"svm.c_grid": 10.0, "svm.gamma_grid": 1.0}
+    assert record.selection["config_keys"] == [
+        "svm.c_grid",
+        "svm.default_c",
+        "svm.default_gamma",
+        "svm.gamma_grid",
+    ]
     assert "val/acc" in record.metrics
 
 
