@@ -128,9 +128,9 @@ def _head_inits(monkeypatch) -> list:
 
     seen, real = [], training.classifier_and_batches
 
-    def spy(ctx, backbone, head_init=None):
+    def spy(ctx, backbone, head_init=None, labelled=None):
         seen.append(head_init)
-        return real(ctx, backbone, head_init)
+        return real(ctx, backbone, head_init, labelled)
 
     monkeypatch.setattr(training, "classifier_and_batches", spy)
     return seen
