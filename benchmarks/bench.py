@@ -35,7 +35,7 @@ from benchmarks import fitting
 from benchmarks.cli_types import positive_int
 from benchmarks.inputs import RunContext, new_backbone
 from benchmarks.pretraining import pretrained_backbone
-from benchmarks.run import CONF_DIR, _context
+from benchmarks.run import CONF_DIR, run_context
 from benchmarks.sweep_bench import TARGETS, print_table, sweep_speed
 from benchmarks.training import classifier_and_batches
 from lightning_modules.classifier import ClassifierModule
@@ -43,12 +43,13 @@ from lightning_modules.datamodules import RandomBatches
 from lightning_modules.probe import LinearProbe, extract_features, fit_probe, normalize_features
 
 
-def _cfg(cache: Path, *overrides: str) -> DictConfig:
+def fit_config(cache: Path, *overrides: str) -> DictConfig:
+    """The composed run config a measured fit uses, caching into ``cache``."""
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         return compose("config", overrides=[f"paths.cache_dir={cache}", *overrides])
 
 
-def _module(ctx: RunContext) -> tuple[ClassifierModule, RandomBatches]:
+def module_and_batches(ctx: RunContext) -> tuple[ClassifierModule, RandomBatches]:
     """The suite's own module and batches for one target fit (fresh weights each call)."""
     return classifier_and_batches(ctx, new_backbone(ctx.cfg, 0))
 
@@ -59,7 +60,7 @@ def bare_loop(module: ClassifierModule, batches: RandomBatches) -> None:
     opt, sched = opt_cfg["optimizer"], opt_cfg["lr_scheduler"]["scheduler"]
     module.train()
     for x, y in batches:
-        loss = F.cross_entropy(module(module._augment(x)), y)
+        loss = F.cross_entropy(module(module.augment(x)), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -73,19 +74,19 @@ def throughput(cache: Path, repeats: int, *overrides: str) -> dict[str, Any]:
     then pairs whose order alternates, so neither side always runs on a warmer cache. The
     quartiles of the per-pair ratios show how much this machine's timing noise moves the median.
     """
-    ctx = _context(_cfg(cache, "regime=scratch", "budget.per_class=all", *overrides))
+    ctx = run_context(fit_config(cache, "regime=scratch", "budget.per_class=all", *overrides))
     torch.set_num_threads(ctx.cfg.threads)
     fits = iter(range(2 * repeats + 2))
 
     def suite() -> float:
-        module, batches = _module(ctx)
+        module, batches = module_and_batches(ctx)
         logs = cache / "logs" / f"train{next(fits)}"  # the default logger writes a CSV per fit
         start = time.perf_counter()
         fitting.fit(ctx.cfg, module, batches, logs)
         return time.perf_counter() - start
 
     def bare() -> float:
-        module, batches = _module(ctx)
+        module, batches = module_and_batches(ctx)
         if ctx.cfg.trainer.channels_last:  # what fitting.fit does to the suite's module
             module = module.to(memory_format=torch.channels_last)
         start = time.perf_counter()
@@ -144,7 +145,7 @@ def probe_end_to_end(
 
 def probe_speed(cache: Path) -> dict[str, Any]:
     """Cached-feature probe vs end-to-end probe at the largest budget, same l2 and iterations."""
-    ctx = _context(_cfg(cache, "regime=linear_probe", "budget.per_class=all"))
+    ctx = run_context(fit_config(cache, "regime=linear_probe", "budget.per_class=all"))
     torch.set_num_threads(ctx.cfg.threads)
     backbone = pretrained_backbone(ctx).backbone
     x, y = ctx.target.x_train[ctx.labelled], ctx.target.y_train[ctx.labelled]

@@ -96,7 +96,9 @@ class PartFailed(RuntimeError):
 
 def _env() -> dict[str, str]:
     """The child processes import this tree's packages, wherever the command runs."""
-    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    given = [str(Path(p).resolve()) for p in paths if p]
+    path = os.pathsep.join([str(ROOT), *given])  # absolute: children run in other folders
     return {**os.environ, "PYTHONPATH": path}
 
 
@@ -205,7 +207,10 @@ def study(scale: Scale) -> dict[str, Any]:
         if proc.returncode != 0:
             tail = proc.stderr.strip().splitlines()[-3:]
             raise PartFailed(f"the study exited {proc.returncode} ({done}): {tail}", figures)
-        report = report_seconds(sweep, work / "report-timed", timeout=CAPS["report"])
+        try:
+            report = report_seconds(sweep, work / "report-timed", timeout=CAPS["report"])
+        except subprocess.SubprocessError as err:  # timed out or failed: keep the study's figures
+            raise PartFailed(f"the report build failed: {type(err).__name__}", figures) from None
     share = report / figures["study_seconds"]
     return figures | {"study_report_seconds": report, "study_report_share": share}
 

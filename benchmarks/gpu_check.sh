@@ -27,7 +27,8 @@ if [ "${1:-}" = "--pack" ]; then
   du -sh .gpu_site
   exit 0
 fi
-[ -d .gpu_site ] && export PYTHONPATH=".gpu_site${PYTHONPATH:+:$PYTHONPATH}"
+# Absolute: the study's child processes run in a temporary folder.
+[ -d .gpu_site ] && export PYTHONPATH="$PWD/.gpu_site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONUNBUFFERED=1
 out="${OUT:-.}"
 timeout -k 10 470 "$PY" -m benchmarks.bench --gpu --out "$out/gpu_check.json" "$@" 2>&1 |

@@ -48,8 +48,8 @@ def cifar_throughput(scale: Scale, cap: float) -> dict[str, Any]:
     the GPU, so the pairing is done here with the bench's own module, batches and bare loop.
     """
     from benchmarks import fitting
-    from benchmarks.bench import _cfg, _module, bare_loop
-    from benchmarks.run import _context
+    from benchmarks.bench import bare_loop, fit_config, module_and_batches
+    from benchmarks.run import run_context
 
     deadline = time.perf_counter() + cap  # no new pair starts after it
     with tempfile.TemporaryDirectory(prefix="regimebench-gpu-cifar-") as tmp:
@@ -59,12 +59,12 @@ def cifar_throughput(scale: Scale, cap: float) -> dict[str, Any]:
             *scale.model, f"trainer={scale.trainer}", "trainer.precision=bf16-mixed",
             f"train.steps={scale.steps}", f"train.batch_size={scale.batch_size}",
         ]  # fmt: skip
-        ctx = _context(_cfg(Path(tmp) / "cache", *overrides))
+        ctx = run_context(fit_config(Path(tmp) / "cache", *overrides))
         torch.set_num_threads(ctx.cfg.threads)
         fits = iter(range(2 * scale.pairs + 2))
 
         def suite() -> float:
-            module, batches = _module(ctx)
+            module, batches = module_and_batches(ctx)
             logs = Path(tmp) / "logs" / f"train{next(fits)}"
             _sync(ctx.device)
             start = time.perf_counter()
@@ -73,7 +73,7 @@ def cifar_throughput(scale: Scale, cap: float) -> dict[str, Any]:
             return time.perf_counter() - start
 
         def bare() -> float:
-            module, batches = _module(ctx)
+            module, batches = module_and_batches(ctx)
             module = module.to(ctx.device)
             if ctx.cfg.trainer.channels_last:
                 module = module.to(memory_format=torch.channels_last)

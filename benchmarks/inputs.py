@@ -47,6 +47,15 @@ class RunContext:
     seconds: dict[str, float] = field(default_factory=dict)
     job_dir: Path | None = None  # fits log into <job_dir>/<fit>/; None: no loggers
     holdout: torch.Tensor | None = None  # selection=holdout: its train indices (preflight.py)
+    # The probe node as declared, before a trial set probe.*: the source probe (forgetting's
+    # before and after) and the pretrained entry's key use it, so the trials of a probe grid
+    # share one pretraining and one forgetting probe. None: the run's own cfg.probe.
+    declared_probe: DictConfig | None = None
+
+    @property
+    def source_probe(self) -> DictConfig:
+        """The probe settings every source-domain probe uses."""
+        return self.declared_probe if self.declared_probe is not None else self.cfg.probe
 
     def log_dir(self, fit_name: str) -> Path | None:
         """The loggers' folder of one fit of this run (a cached stage logs where it is built)."""

@@ -82,7 +82,8 @@ def pretrain(ctx: RunContext) -> dict[str, Any]:
     key = shared_key(ctx, "pretrain") | {
         "pretrain": _container(cfg.pretrain),
         "source": domain_key(cfg.source, ctx.source),
-        "probe": _container(cfg.probe),  # the cached source accuracy is this probe's
+        # the cached source accuracy is this probe's: the declared one, not a trial's
+        "probe": _container(ctx.source_probe),
     }
     checkpoint = cfg.model.checkpoint
     if cfg.pretrain.objective == "timm" and checkpoint:

@@ -10,7 +10,7 @@ from the typed results its stages returned.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -50,7 +50,7 @@ def _outcome(
     sc: Scored, info: dict[str, Any], compute: dict[str, float], extra: Metrics | None = None
 ) -> Outcome:
     metrics = sc.evaluated.metrics | sc.val | (extra or {})
-    return Outcome(metrics, info, compute, sc.evaluated.confusion, sc.selection)
+    return Outcome(metrics, info, compute | sc.compute, sc.evaluated.confusion, sc.selection)
 
 
 def _probe_outcome(
@@ -221,7 +221,25 @@ def _baseline(ctx: RunContext, name: str) -> Outcome:
         "baseline_cv_acc": chosen.cv_acc,
         "baseline_at_edge": chosen.at_edge,
     }
-    return _outcome(sc, info, {})
+    out = _outcome(sc, info, {})
+    return replace(out, selection=out.selection | trial_values_used(ctx.cfg, name, chosen.params))
+
+
+def trial_values_used(cfg: DictConfig, name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``{"used": {key: value}}`` where the baseline ran a trial's value other than it said.
+
+    k-NN caps k at the smallest class count, so at 1 per class the trials k = 1, 3, 5, 10 all
+    run k = 1: the record says so, and the report's hyperparameter columns show what ran.
+    """
+    if cfg.tuning.trial is None or name not in baselines.PARAMS:  # label spreading caps nothing
+        return {}
+    used = {}
+    for param, (grid, _) in baselines.PARAMS[name].items():
+        key = f"{name}.{grid}"
+        value = cfg[name][grid]
+        if value is not None and len(value) == 1 and value[0] != params[param]:
+            used[key] = params[param]
+    return {"used": used} if used else {}
 
 
 def svm(ctx: RunContext) -> Outcome:

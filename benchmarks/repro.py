@@ -17,8 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
+from benchmarks import tuning
 from benchmarks.cli_types import non_negative_float, positive_int
 from benchmarks.run import execute
 from reports.collect import DuplicateRunsError, NoRecordsError, collect
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {'metric':26s} {'recorded':>10s} {'rerun':>10s} {'|diff|':>10s}")
     with tempfile.TemporaryDirectory(prefix="regimebench-repro-") as tmp:
         for i, (run_dir, rec) in enumerate(chosen):
-            cfg = OmegaConf.create(rec.config)
+            cfg = tuning.declared_config(rec.config, rec.selection)  # execute applies the trial
             cfg.paths.cache_dir = str(Path(tmp) / "cache")
             new = execute(cfg, Path(tmp) / str(i))
             assert new is not None  # a fresh folder never holds a finished record

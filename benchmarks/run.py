@@ -87,14 +87,26 @@ def _finished(path: Path, chash: str) -> bool:
     return old is not None and old.config_hash == chash
 
 
-def _context(cfg: DictConfig, job_dir: Path | None = None) -> RunContext:
+def run_context(
+    cfg: DictConfig, job_dir: Path | None = None, declared_probe: DictConfig | None = None
+) -> RunContext:
     """Build domains and the labelled subset; every bad value becomes a ConfigError.
 
     The fits of a run log into ``job_dir`` (one subfolder per fit); None logs nothing.
+    ``declared_probe``: the probe node before the run's trial (the source probe's settings).
     """
     source, target, labelled, holdout = prepare(cfg)
     device = training_device(cfg.trainer)
-    return RunContext(cfg, device, source, target, labelled, job_dir=job_dir, holdout=holdout)
+    return RunContext(
+        cfg,
+        device,
+        source,
+        target,
+        labelled,
+        job_dir=job_dir,
+        holdout=holdout,
+        declared_probe=declared_probe,
+    )
 
 
 def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
@@ -174,6 +186,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
     Raises:
         ConfigError: before anything is trained or written, for a config that cannot run.
     """
+    declared_probe = cfg.probe.copy()  # the source probe's, whatever a trial sets (inputs.py)
     cfg, selection = tuning.resolve(cfg, READS)  # a trial's values, before anything hashes them
     chash = config_hash(cfg)
     path = out_dir / RECORD_NAME
@@ -181,7 +194,7 @@ def execute(cfg: DictConfig, out_dir: Path) -> RunRecord | None:
         log.info("skip %s: finished record with the same config hash", out_dir.name)
         return None
     torch.set_num_threads(cfg.threads)
-    ctx = _context(cfg, out_dir)
+    ctx = run_context(cfg, out_dir, declared_probe)
     user_code.check(cfg, READS[cfg.regime.name], int(ctx.target.x_train.shape[1]))
     start = time.perf_counter()
     try:

@@ -12,7 +12,10 @@ CACHED_STAGES = ("pretrain", "continued_pretrain")  # built once, shared through
 # every budget, regime and labelled subset, and a pretrained backbone every setting of the
 # stages after it. Without the later stages here, the forgetting study (18 jobs, 3 seeds) had 18
 # "builders" of 3 pretrained backbones.
-_SHARED = ("budget.per_class=", "regime=", "subset_seed=")
+# A tuning trial too: the grids of digits_tuned tune the target fit, so all trials of a seed share
+# its backbones. A grid over a stage's own keys (continued_pretrain.lr) makes each of its trials
+# build a stage this list does not foresee: that costs a wait on the cache lock, never a result.
+_SHARED = ("budget.per_class=", "regime=", "subset_seed=", "tuning.trial=")
 _AFTER = {
     "pretrain": ("continued_pretrain.", "train.", "stream."),
     "continued_pretrain": ("train.",),

@@ -49,6 +49,7 @@ class Scored:
     evaluated: Evaluated
     val: dict[str, float]
     selection: dict[str, Any]  # the record's data-dependent selection facts: folds, defaulted...
+    compute: dict[str, float]  # what the cv fold fits cost (select_samples, select_flops)
 
 
 def scored(ctx: RunContext, fit: Fit) -> Scored:
@@ -57,8 +58,8 @@ def scored(ctx: RunContext, fit: Fit) -> Scored:
     with ctx.phase("eval"):
         test_logits = fitted.predict(None)
         evaluated = evaluate(ctx, test_logits)
-    val, facts = _validation(ctx, fit, fitted, test_logits, evaluated)
-    return Scored(fitted, evaluated, val, facts)
+    val, facts, compute = _validation(ctx, fit, fitted, test_logits, evaluated)
+    return Scored(fitted, evaluated, val, facts, compute)
 
 
 def _metrics(acc: float, loss: float) -> dict[str, float]:
@@ -71,24 +72,25 @@ def _validation(
     fitted: Fitted,
     test_logits: torch.Tensor,
     evaluated: Evaluated,
-) -> tuple[dict[str, float], dict[str, Any]]:
+) -> tuple[dict[str, float], dict[str, Any], dict[str, float]]:
+    """``val/*``, the selection facts, and the compute of fold fits (deep regimes under cv)."""
     s, y_train = ctx.cfg.selection, ctx.target.y_train
     if s.protocol == "fixed":
-        return {}, {}
+        return {}, {}, {}
     if s.protocol == "oracle":
         _, loss = scores(test_logits, ctx.target.y_test)  # the test metric itself, to the bit
-        return _metrics(evaluated.metrics["test/acc"], loss), {}
+        return _metrics(evaluated.metrics["test/acc"], loss), {}, {}
     if s.protocol == "holdout":
         assert ctx.holdout is not None  # preflight.prepare drew it
         with ctx.phase("select"):
             acc_loss = scores(fitted.predict(ctx.holdout), y_train[ctx.holdout])
-        return _metrics(*acc_loss), {}  # extra_labels: the record counts ctx.holdout
+        return _metrics(*acc_loss), {}, {}  # extra_labels: the record counts ctx.holdout
     folds = cv_folds(y_train[ctx.labelled], s.folds, ctx.cfg.train_seed)
     if folds is None:  # a class with one labelled example: the declared defaults are the choice
-        return {}, {"defaulted": True}
+        return {}, {"defaulted": True}, {}
     if folds.k < s.folds:
         log.info("selection.folds=%d capped at %d: the smallest class's examples", s.folds, folds.k)
-    accs, losses = [], []
+    accs, losses, compute = [], [], {}
     for i, (fit_pos, held_pos) in enumerate(folds.splits):
         fold_fit = fit(ctx.labelled[fit_pos], i)
         held = ctx.labelled[held_pos]
@@ -96,4 +98,9 @@ def _validation(
             acc, loss = scores(fold_fit.predict(held), y_train[held])
         accs.append(acc)
         losses.append(loss)
-    return _metrics(sum(accs) / len(accs), sum(losses) / len(losses)), {"folds": folds.k}
+        if hasattr(fold_fit.payload, "compute"):  # a deep fit (Trained): samples and FLOPs
+            for key, value in fold_fit.payload.compute().items():
+                name = key.replace("train_", "select_")
+                compute[name] = compute.get(name, 0.0) + value
+    val = _metrics(sum(accs) / len(accs), sum(losses) / len(losses))
+    return val, {"folds": folds.k}, compute

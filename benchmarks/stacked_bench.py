@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from benchmarks.bench import _cfg, bare_loop
+from benchmarks.bench import bare_loop, fit_config
 from benchmarks.cli_types import positive_int
 from benchmarks.inputs import RunContext, new_backbone
-from benchmarks.run import _context
+from benchmarks.run import run_context
 from benchmarks.training import classifier_and_batches
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
@@ -43,8 +43,8 @@ Fits = list[tuple[ClassifierModule, RandomBatches]]
 def contexts(cache: Path, k: int, steps: int, threads: int, *overrides: str) -> list[RunContext]:
     """The run contexts of K target fits that differ in seed, labelled subset and lr."""
     return [
-        _context(
-            _cfg(
+        run_context(
+            fit_config(
                 cache,
                 "regime=scratch",
                 f"seed={i}",

@@ -28,7 +28,31 @@ from lightning_modules.baselines import PARAMS
 
 PROTOCOLS = ("fixed", "holdout", "cv", "oracle")
 # Keys a trial may not set: what a run is (its regime, budget, seeds, protocol), not how.
-NOT_TUNABLE = ("regime", "budget", "seed", "subset_seed", "train_seed", "selection", "tuning")
+# Nor the domains and the architecture: trials over them would become one arm and the report
+# would pick the "best" data set or model as if it were a hyperparameter (model.drop_rate is one).
+NOT_TUNABLE = (
+    "regime",
+    "budget",
+    "seed",
+    "subset_seed",
+    "train_seed",
+    "selection",
+    "tuning",
+    "data",
+    "source",
+    "stream",
+    "model.name",
+    "model.factory",
+    "model.checkpoint",
+    "model.image_size",
+    "model.in_chans",
+)
+
+
+def _not_tunable(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in NOT_TUNABLE)
+
+
 # A CV grid key -> its 1-shot default key: probe.l2_grid -> probe.default_l2, svm.c_grid -> ...
 DEFAULT_OF = {"probe.l2_grid": "probe.default_l2"} | {
     f"{name.split('/')[0]}.{grid}": f"{name.split('/')[0]}.{default}"
@@ -61,7 +85,8 @@ def _is_point(values: dict[str, Any], point: dict[str, Any]) -> bool:
 
 
 def _grid(cfg: DictConfig, regime: str) -> dict[str, list[Any]]:
-    node = OmegaConf.to_container(cfg.tuning.grids[regime], resolve=True)
+    raw = cfg.tuning.grids[regime]
+    node = OmegaConf.to_container(raw, resolve=True) if OmegaConf.is_dict(raw) else raw
     if not isinstance(node, dict) or not node:
         raise ConfigError(
             f"tuning.grids.{regime}={node!r} is invalid; allowed: a mapping of config keys to lists"
@@ -89,7 +114,7 @@ def _check_grid(cfg: DictConfig, regime: str) -> list[dict[str, Any]]:
     grid = _grid(cfg, regime)
     for key, values in grid.items():
         where = f"tuning.grids.{regime}.{key}"
-        if key.split(".")[0] in NOT_TUNABLE:
+        if _not_tunable(key):
             raise ConfigError(f"{where} is not tunable; allowed: a hyperparameter key, not {key}")
         if not _is_key(cfg, key):
             raise ConfigError(f"{where}: {key} is not a config key; allowed: e.g. train.lr")
@@ -158,11 +183,7 @@ def set_keys(point: dict[str, Any]) -> list[str]:
     The record lists them (``selection.config_keys``) so the report keeps all of them out of
     variants and groups: ``svm.default_c`` moves with ``svm.c_grid`` and is not a variant.
     """
-    keys = set(point)
-    keys.update(
-        DEFAULT_OF[k] for k, v in point.items() if k in DEFAULT_OF and not isinstance(v, list)
-    )
-    return sorted(keys)
+    return sorted(set(point) | {DEFAULT_OF[k] for k in point if k in DEFAULT_OF})
 
 
 def apply(cfg: DictConfig, point: dict[str, Any]) -> DictConfig:
@@ -170,7 +191,7 @@ def apply(cfg: DictConfig, point: dict[str, Any]) -> DictConfig:
     out = cfg.copy()
     for key, value in point.items():
         try:
-            if key in DEFAULT_OF and not isinstance(value, list):
+            if key in DEFAULT_OF:  # a list value never gets here: _check_grid refuses it
                 OmegaConf.update(out, key, [value], merge=False)
                 OmegaConf.update(out, DEFAULT_OF[key], value, merge=False)
             else:
@@ -211,10 +232,25 @@ def resolve(
     point = grid[t.trial]
     facts["hparams"] = point
     facts["config_keys"] = set_keys(point)
+    # What the trial replaced: a re-run of the record's (applied) config restores these first,
+    # so the declared probe, which the source probe uses (run.py), is the original's.
+    facts["declared"] = {
+        k: OmegaConf.to_container(v) if OmegaConf.is_config(v) else v
+        for k in facts["config_keys"]
+        for v in [OmegaConf.select(cfg, k)]
+    }
     facts["is_default"] = _is_point(declared(cfg, sorted(point)), point)
     applied = apply(cfg, point)
     validate(applied, reads)
     return applied, facts
+
+
+def declared_config(config: dict[str, Any], selection: dict[str, Any]) -> DictConfig:
+    """A record's config as it was before its trial was applied (what :func:`resolve` takes)."""
+    cfg = OmegaConf.create(config)
+    for key, value in selection.get("declared", {}).items():
+        OmegaConf.update(cfg, key, value, merge=False)
+    return cfg
 
 
 def hashed(data: dict[str, Any]) -> dict[str, Any]:

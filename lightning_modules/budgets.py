@@ -66,7 +66,7 @@ def budget_indices(
     orders = _orders(y, seed)
     smallest = min(len(o) for o in orders)
     if per_class is not None and per_class + reserve > smallest:
-        if reserve:
+        if reserve and per_class <= smallest:  # the budget alone fits: the holdout is too big
             raise BudgetError(
                 f"selection.per_class={reserve} is too large: the smallest class has {smallest} "
                 f"training examples and budget.per_class={per_class} takes {per_class}; "

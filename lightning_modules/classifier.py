@@ -68,7 +68,8 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
         """Logits for images in [0, 1]."""
         return self.head(normalize_features(self.backbone(normalize(x, stats_of(self.backbone)))))
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def augment(self, x: torch.Tensor) -> torch.Tensor:
+        """This module's per-batch augmentation, from its own generator (stacked fits call it)."""
         if not self.hparams.augment:
             return x
         return random_affine(x, self.generator(x.device))
@@ -78,7 +79,7 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
     ) -> torch.Tensor:
         """Cross-entropy on an augmented batch; logs it and both learning rates."""
         x, y = batch
-        loss = F.cross_entropy(self(self._augment(x)), y)
+        loss = F.cross_entropy(self(self.augment(x)), y)
         check_finite(loss, batch_idx)
         log_step(self, loss, ("lr", "head_lr"))
         return loss

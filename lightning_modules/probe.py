@@ -31,7 +31,7 @@ FEATURE_SCALE = 10.0  # norm of every feature vector the probe sees; sets the l2
 
 def normalize_features(features: torch.Tensor) -> torch.Tensor:
     """Per-example L2 normalisation times FEATURE_SCALE (the classifier head uses it too)."""
-    return F.normalize(features, dim=1) * FEATURE_SCALE
+    return F.normalize(features, dim=-1) * FEATURE_SCALE  # per row, any leading dims
 
 
 @dataclass

@@ -35,7 +35,7 @@ from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.optim import check_finite
-from lightning_modules.probe import FEATURE_SCALE
+from lightning_modules.probe import normalize_features
 
 
 class StackError(ValueError):
@@ -169,7 +169,7 @@ class StackedClassifier(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         k = len(self.members)
         feats = self.backbone(x).view(x.shape[0], k, -1).transpose(0, 1)  # (K, N, D)
-        feats = F.normalize(feats, dim=2) * FEATURE_SCALE
+        feats = normalize_features(feats)
         weight = torch.stack([m.head.weight for m in self.members])  # (K, classes, D)
         bias = torch.stack([m.head.bias for m in self.members]).unsqueeze(1)
         return torch.baddbmm(bias, feats, weight.transpose(1, 2))
@@ -202,7 +202,7 @@ def fit_stacked(modules: Sequence[ClassifierModule], batches: Sequence[RandomBat
         m.train()
     net.train()
     for step, pairs in enumerate(zip(*batches, strict=True)):
-        xs = [m._augment(x) for m, (x, _) in zip(modules, pairs, strict=True)]
+        xs = [m.augment(x) for m, (x, _) in zip(modules, pairs, strict=True)]
         logits = net(xs)
         losses = [F.cross_entropy(lg, y) for lg, (_, y) in zip(logits, pairs, strict=True)]
         loss = torch.stack(losses).sum()

@@ -139,7 +139,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
         f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
     figures |= selection["figures"]
-    curves = training.section(runs, picked, baselines)  # the median runs' loss curves
+    # the median runs' loss curves; a stage's builder may be any trial
+    curves = training.section(runs, picked, baselines, (tuned.trials, records))
     if (curve_figure := curves.pop("figure")) is not None:
         figures["training_curves"] = curve_figure
     table = curves.pop("table")

@@ -106,7 +106,8 @@ def protocol_label(selection: dict) -> str:
 def selection_columns(selection: dict) -> dict:
     """The selection block's columns; none for records without one (the report stays as it was).
 
-    ``hp/<dotted key>`` holds this trial's value of each tuned hyperparameter.
+    ``hp/<dotted key>`` holds this trial's value of each tuned hyperparameter, or the value the
+    run used where it differs (``selection.used``: k-NN's k capped at the smallest class count).
     """
     if not selection:
         return {}
@@ -114,6 +115,7 @@ def selection_columns(selection: dict) -> dict:
     row |= {k: bool(selection.get(k, False)) for k in ("defaulted", "is_default")}
     row["selection"] = protocol_label(selection)
     row |= {f"hp/{k}": v for k, v in selection.get("hparams", {}).items()}
+    row |= {f"hp/{k}": v for k, v in selection.get("used", {}).items()}
     return row
 
 

@@ -18,6 +18,7 @@ from reports.crossed import INDEPENDENT, design
 from reports.curves import data_multiplier, effective_data, monotone, required_n
 from reports.family import UNIT, grid, unit_aulc, units_of, with_keys
 from reports.inference import MIN_BOOT, boot_interval, t_interval
+from reports.selection import protocol_labels
 
 METRIC = "test/acc"
 TARGET_ACCURACIES = (0.9, 0.95)  # accuracies at which M = n_req(scratch) / n_req(arm) is shown
@@ -138,7 +139,7 @@ def data_efficiency(runs: pd.DataFrame) -> pd.DataFrame:
     ok = with_keys(runs[(runs["status"] == "ok") & runs[METRIC].notna()])
     out = pd.DataFrame([r for g in sorted(ok["group"].unique()) for r in _group_rows(ok, g)])
     if "selection" in ok and not out.empty:  # the protocol that chose the runs
-        label = ok.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))
+        label = protocol_labels(ok)
         out.insert(1, "selection", out["arm"].map(label))
     return out
 

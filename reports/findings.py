@@ -14,6 +14,7 @@ from common.records import RunRecord
 from reports import claims
 from reports.family import comparisons, declared, with_keys
 from reports.inference import holm, paired_test
+from reports.selection import protocol_labels
 
 
 def _ci(lo: float, hi: float) -> str:
@@ -60,7 +61,7 @@ def findings(
     spec = declared(records, set(ok["regime"]))
     rows = claims.claim_rows(ok, comparisons(ok, spec), spec["pretrained"])
     if "selection" in ok:  # which protocol chose the runs of each side (reports.selection)
-        label = ok.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))
+        label = protocol_labels(ok)
         rows["selection"] = [
             label[a] if label.get(b, label[a]) == label[a] else f"{a}: {label[a]}; {b}: {label[b]}"
             for a, b in zip(rows["a"], rows["b"], strict=True)

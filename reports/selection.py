@@ -191,3 +191,8 @@ def hparam_modes(chosen: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(
         rows, columns=["arm", "per_class", "key", "mode", "count", "n_units"] + ["values"]
     )
+
+
+def protocol_labels(runs: pd.DataFrame) -> pd.Series:
+    """Per arm, its runs' protocol labels joined: under cv they differ by budget (k, defaulted)."""
+    return runs.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))

@@ -13,6 +13,7 @@ from common.records import RunRecord
 from reports import plots
 from reports.arms import UNSET, flatten, node, reads, stage_nodes
 from reports.collect import budget_order
+from reports.selection import protocol_labels
 
 
 def _cell(mean: float, lo: float, hi: float, n: int) -> str:
@@ -37,7 +38,7 @@ def by_arm_and_budget(summary: pd.DataFrame, cells: list[str]) -> pd.DataFrame:
     order = [a for a in order if a in table.index]
     table = table.loc[order, cols].fillna("-")
     if "selection" in summary:  # the protocol that chose the runs (reports.selection)
-        table.insert(0, "selection", summary.groupby("arm")["selection"].first().loc[order])
+        table.insert(0, "selection", protocol_labels(summary).loc[order])
     return table
 
 

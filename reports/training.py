@@ -237,13 +237,20 @@ def figure(entries: list[tuple[pd.Series, list[FitLog]]]) -> Figure | None:
     return fig
 
 
-def section(runs: pd.DataFrame, records: list[RunRecord], without: set[str]) -> dict:
+def section(
+    runs: pd.DataFrame,
+    records: list[RunRecord],
+    without: set[str],
+    every: tuple[pd.DataFrame, list[RunRecord]] | None = None,
+) -> dict:
     """The report's training-curves section: figure (or None), table, and what was chosen.
 
     ``without``: regimes that train nothing by gradient (the baselines), which have no curve.
+    ``every``: all runs and records of the sweeps (a tuned sweep's unchosen trials too), where a
+    cached stage's builder is looked up: it is often a trial that was not chosen.
     """
     chosen = chosen_runs(runs, without)
-    builders = _builders(runs, records)
+    builders = _builders(*(every or (runs, records)))
     entries = []
     for label, row in chosen.iterrows():
         rec = records[runs.index.get_loc(label)]

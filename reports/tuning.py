@@ -68,11 +68,6 @@ def choose(runs: pd.DataFrame, records: list[RunRecord]) -> Tuned:
     return Tuned(chosen.reset_index(drop=True), picked, trials, oracle.reset_index(drop=True))
 
 
-def _protocols(runs: pd.DataFrame) -> pd.Series:
-    """Per arm, the protocol label(s) of its runs."""
-    return runs.groupby("arm")["selection"].agg(lambda s: "; ".join(sorted(set(s.dropna()))))
-
-
 def _cell(mean: float, low: float, high: float, sign: str = "") -> str:
     if pd.isna(low):
         return f"{mean:{sign}.3f}"
@@ -143,7 +138,7 @@ def curves(trials: pd.DataFrame) -> pd.DataFrame:
     """Tuning-budget curves per arm x budget x n: mean over units of ``selection.unit_curves``."""
     per_unit = selection.unit_curves(trials[trials["status"] == "ok"])
     labels = trials.groupby("arm")[["regime", "group"]].first()
-    protocols = _protocols(trials)
+    protocols = selection.protocol_labels(trials)
     rows = []
     for (arm, per_class, n), cell in per_unit.groupby(["arm", "per_class", "n"]):
         units = (cell["subset_seed"].to_numpy(), cell["train_seed"].to_numpy())
@@ -186,7 +181,7 @@ def hparams(tuned: Tuned) -> tuple[pd.DataFrame, pd.DataFrame]:
     modes = selection.hparam_modes(chosen)
     if modes.empty:
         return modes, modes
-    modes.insert(1, "selection", modes["arm"].map(_protocols(chosen)))
+    modes.insert(1, "selection", modes["arm"].map(selection.protocol_labels(chosen)))
     text = modes.assign(
         cell=[f"{r.key}={r.mode} ({r.count}/{r.n_units})" for r in modes.itertuples()]
     )

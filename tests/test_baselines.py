@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from benchmarks.config import ConfigError
 from benchmarks.regimes import REGIMES
-from benchmarks.run import _context, execute
+from benchmarks.run import execute, run_context
 from lightning_modules import baselines
 
 BASELINES = ("svm", "knn", "label_spreading")
@@ -35,7 +35,7 @@ def _with_labels_scrambled(ctx):
 @pytest.mark.parametrize("name", BASELINES)
 def test_cv_chooses_in_the_grid_from_the_labelled_examples_only(name, compose_cfg):
     cfg = compose_cfg(f"regime={name}", "budget.per_class=5")
-    ctx = _context(cfg)
+    ctx = run_context(cfg)
     outcome = REGIMES[name](ctx)
     scrambled = REGIMES[name](_with_labels_scrambled(ctx))
     assert outcome.info["baseline_selected_by"] == "cv"
@@ -68,6 +68,21 @@ def test_knn_never_asks_for_more_neighbours_than_examples_per_class():
     x = np.random.default_rng(0).normal(size=(12, 4))
     y = np.repeat(np.arange(3), 4)  # 4 per class, 4 folds: 3 per class in each training part
     assert baselines.select("knn", cfg, x, y).params["n_neighbors"] <= 3
+
+
+def test_a_knn_trial_whose_k_the_budget_caps_records_the_k_it_ran(compose_cfg, tmp_path):
+    """At 2 per class a k = 10 trial runs k = 2: the record and the hp/ column say 2, not 10."""
+    from reports.collect import selection_columns
+
+    grid = "+tuning.grids.knn={knn.k_grid:[1,10],knn.weights_grid:[uniform]}"
+    trials = ["tuning.trials=2", grid, "budget.per_class=2"]
+    capped = execute(compose_cfg("regime=knn", *trials, "tuning.trial=1"), tmp_path / "k10")
+    assert capped.selection["hparams"] == {"knn.k_grid": 10, "knn.weights_grid": "uniform"}
+    assert capped.info["baseline_params"]["n_neighbors"] == 2
+    assert capped.selection["used"] == {"knn.k_grid": 2}
+    assert selection_columns(capped.selection)["hp/knn.k_grid"] == 2
+    uncapped = execute(compose_cfg("regime=knn", *trials, "tuning.trial=0"), tmp_path / "k1")
+    assert "used" not in uncapped.selection
 
 
 def test_svm_scores_argmax_is_its_prediction():

@@ -48,3 +48,11 @@ def test_parse_accepts_all_and_ints():
     assert parse_per_class("all") is None
     assert parse_per_class(5) == 5
     assert parse_per_class("10") == 10
+
+
+def test_a_budget_too_large_for_the_pool_blames_the_budget_not_the_holdout():
+    labels = torch.arange(3).repeat_interleave(10)  # 10 per class
+    with pytest.raises(BudgetError, match=r"budget\.per_class=12 is larger"):
+        budget_indices(labels, 12, seed=0, reserve=2)
+    with pytest.raises(BudgetError, match=r"selection\.per_class=4 is too large.*allowed: 1\.\.2"):
+        budget_indices(labels, 8, seed=0, reserve=4)

@@ -12,7 +12,7 @@ from helpers import write_image_tree
 
 from benchmarks import keys
 from benchmarks.inputs import domain
-from benchmarks.run import _context
+from benchmarks.run import run_context
 from common.cache import CACHE_VERSION, stable_hash, versioned
 from lightning_modules.datasets import load
 from lightning_modules.domains import build_domain
@@ -40,7 +40,7 @@ PRETRAIN_INPUTS = [
 
 
 def _ctx(compose_cfg, *overrides):
-    return _context(compose_cfg(*overrides))
+    return run_context(compose_cfg(*overrides))
 
 
 def _pretrain_hash(compose_cfg, *overrides):
@@ -156,3 +156,26 @@ def test_fractaldb_key_misses_on_every_parameter(tmp_path):
         other = params | {name: params[name] + 1}
         assert stable_hash(versioned("fractaldb", params=other)) != base, name
     assert versioned("fractaldb", params=params)["version"] == CACHE_VERSION
+
+
+def test_probe_trials_share_one_pretraining_and_source_probe(compose_cfg, tmp_path):
+    """A grid over probe.* tunes the target probe only: before, each trial re-pretrained.
+
+    The source probe (forgetting's before) keeps the declared settings, so every trial of a
+    linear_probe grid hits the first trial's pretrained entry and reports the same source side.
+    """
+    from benchmarks.run import execute
+
+    grid = "+tuning.grids.linear_probe={probe.l2_grid:[1.0e-3,1.0e-1,10.0]}"
+    runs = [
+        execute(
+            compose_cfg("regime=linear_probe", "tuning.trials=3", grid, f"tuning.trial={t}"),
+            tmp_path / f"trial{t}",
+        )
+        for t in (0, 2)
+    ]
+    first, other = (r.info for r in runs)
+    assert first["pretrain_hash"] == other["pretrain_hash"]
+    assert (first["pretrain_cached"], other["pretrain_cached"]) == (False, True)
+    assert runs[0].metrics["source/acc_before"] == runs[1].metrics["source/acc_before"]
+    assert runs[0].selection["hparams"] != runs[1].selection["hparams"]  # the trials differ

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks import keys
-from benchmarks.run import _context, config_hash, execute
+from benchmarks.run import config_hash, execute, run_context
 from common.cache import stable_hash
 from lightning_modules.optim import warmup_cosine
 
@@ -67,7 +67,7 @@ def test_a_callback_named_in_config_runs_in_every_fit(compose_cfg, tmp_path):
 def test_logging_and_checkpoints_change_no_hash_and_a_callback_does(compose_cfg):
     def hashes(*overrides):
         cfg = compose_cfg(*overrides)
-        return config_hash(cfg), stable_hash(keys.pretrain(_context(cfg)))
+        return config_hash(cfg), stable_hash(keys.pretrain(run_context(cfg)))
 
     base = hashes()
     assert base == hashes("trainer.checkpoint_every=10", "trainer.log_every_n_steps=1")

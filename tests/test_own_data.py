@@ -8,7 +8,7 @@ from helpers import write_image_tree
 from benchmarks.config import ConfigError, validate
 from benchmarks.inputs import ssl_images
 from benchmarks.regimes import READS
-from benchmarks.run import _context, execute
+from benchmarks.run import execute, run_context
 
 
 def test_an_image_folder_target_pretrains_on_its_own_train_images(compose_cfg, tmp_path):
@@ -17,7 +17,7 @@ def test_an_image_folder_target_pretrains_on_its_own_train_images(compose_cfg, t
     cfg = compose_cfg(*base, "data.split_seed=3", "data.test_fraction=0.5")
     assert cfg.source.name == "own_images" and cfg.source.dataset == "imagefolder"
     assert (cfg.source.root, cfg.source.split_seed, cfg.source.test_fraction) == (str(tree), 3, 0.5)
-    ctx = _context(cfg)
+    ctx = run_context(cfg)
     # SimCLR's images are exactly the target's train split: never a target test image
     assert torch.equal(ssl_images(ctx.source), ctx.target.x_train)
     test_rows = {tuple(x.flatten().tolist()) for x in ctx.target.x_test}

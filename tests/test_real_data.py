@@ -134,12 +134,12 @@ def test_streamed_imagefolder_equals_the_in_memory_path(compose_cfg, tmp_path):
     from lightning_modules.streaming import StreamedImages, materialize
 
     write_tree(tmp_path / "shapes")
-    from benchmarks.run import _context
+    from benchmarks.run import run_context
 
     base = ["data=imagefolder", f"data.root={tmp_path / 'shapes'}", "budget.per_class=3"]
     base.append("data@source=digits")  # the target streams; the default own_images source would too
-    streamed_ctx = _context(compose_cfg(*base, "data.in_memory=false", "data.workers=2"))
-    memory_ctx = _context(compose_cfg(*base))
+    streamed_ctx = run_context(compose_cfg(*base, "data.in_memory=false", "data.workers=2"))
+    memory_ctx = run_context(compose_cfg(*base))
     assert isinstance(streamed_ctx.target.x_train, StreamedImages)
     assert torch.equal(materialize(streamed_ctx.target.x_train), memory_ctx.target.x_train)
     for regime in ("scratch", "finetune", "linear_probe", "pixels"):
@@ -202,10 +202,10 @@ def test_rgb_folder_run_then_digits_run_share_a_cache_without_crashing(compose_c
     ],
 )
 def test_a_domain_that_cannot_be_built_names_the_key_the_user_set(overrides, match, compose_cfg):
-    from benchmarks.run import _context
+    from benchmarks.run import run_context
 
     with pytest.raises(ConfigError, match=match) as err:
-        _context(compose_cfg(*overrides))
+        run_context(compose_cfg(*overrides))
     message = str(err.value)
     assert "\n" not in message
     if not match.startswith("data."):

@@ -8,7 +8,7 @@ import torch
 from benchmarks.config import ConfigError
 from benchmarks.pretraining import pretrained_backbone
 from benchmarks.regimes import REGIMES
-from benchmarks.run import _context, execute
+from benchmarks.run import execute, run_context
 from common.cache import stable_hash
 from common.records import read_record
 
@@ -50,7 +50,7 @@ def test_pretraining_is_cached_across_regimes_and_budgets(compose_cfg, tmp_path)
 
 def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
     cfg = compose_cfg("regime=finetune")
-    ctx = _context(cfg)
+    ctx = run_context(cfg)
     backbone = pretrained_backbone(ctx).backbone
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     REGIMES["linear_probe"](ctx)
@@ -65,7 +65,7 @@ def test_finetune_moves_the_backbone_and_probe_does_not(compose_cfg):
 
 
 def test_probe_and_pixels_are_different_predictors(compose_cfg):
-    ctx = _context(compose_cfg("regime=linear_probe", "budget.per_class=5"))
+    ctx = run_context(compose_cfg("regime=linear_probe", "budget.per_class=5"))
     a = REGIMES["linear_probe"](ctx).metrics
     b = REGIMES["pixels"](ctx).metrics
     assert a["test/ece"] != b["test/ece"]
@@ -74,7 +74,8 @@ def test_probe_and_pixels_are_different_predictors(compose_cfg):
 def test_same_seed_same_labelled_subset_for_every_regime(compose_cfg):
     comparison = [r for r in REGIMES if r != "continual_pretrain"]  # its target is its stream's
     subsets = {
-        r: _context(compose_cfg(f"regime={r}", "budget.per_class=5")).labelled for r in comparison
+        r: run_context(compose_cfg(f"regime={r}", "budget.per_class=5")).labelled
+        for r in comparison
     }
     first = next(iter(subsets.values()))
     assert all(torch.equal(first, s) for s in subsets.values())
@@ -140,7 +141,7 @@ def test_lp_ft_head_starts_from_the_probe_and_finetune_does_not(compose_cfg, mon
     from benchmarks.probing import fit_labelled_probe, pretrained_features
 
     seen = _head_inits(monkeypatch)
-    ctx = _context(compose_cfg("regime=lp_ft", "budget.per_class=5"))
+    ctx = run_context(compose_cfg("regime=lp_ft", "budget.per_class=5"))
     outcome = REGIMES["lp_ft"](ctx)
     pre = pretrained_backbone(ctx)
     features = pretrained_features(ctx, pre.backbone, stable_hash(pre.cache.key))
@@ -148,7 +149,7 @@ def test_lp_ft_head_starts_from_the_probe_and_finetune_does_not(compose_cfg, mon
     assert torch.allclose(seen[0][0], probe.weight.float())
     assert torch.allclose(seen[0][1], probe.bias.float())
     assert outcome.info["head_init"] == "probe"
-    ft = _context(compose_cfg("regime=finetune", "budget.per_class=5"))
+    ft = run_context(compose_cfg("regime=finetune", "budget.per_class=5"))
     outcome = REGIMES["finetune"](ft)
     assert seen[1] is None and outcome.info["head_init"] == "random"
 

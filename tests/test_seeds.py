@@ -4,14 +4,14 @@ import pytest
 import torch
 
 from benchmarks.config import ConfigError
-from benchmarks.run import _context, config_hash, execute
+from benchmarks.run import config_hash, execute, run_context
 
 SMALL_GRID = "probe.l2_grid=[0.01,1.0]"  # the source probe's CV is most of a tiny run's time
 
 
 def test_train_seed_keeps_the_subset_and_changes_training(compose_cfg, tmp_path):
     a, b = (compose_cfg("regime=finetune", SMALL_GRID, f"train_seed={s}") for s in (0, 1))
-    assert torch.equal(_context(a).labelled, _context(b).labelled)
+    assert torch.equal(run_context(a).labelled, run_context(b).labelled)
     ra, rb = execute(a, tmp_path / "a"), execute(b, tmp_path / "b")
     assert ra.info["pretrain_hash"] != rb.info["pretrain_hash"]  # pretraining re-seeded
     assert ra.metrics["test/ece"] != rb.metrics["test/ece"]
@@ -21,7 +21,7 @@ def test_train_seed_keeps_the_subset_and_changes_training(compose_cfg, tmp_path)
 
 def test_subset_seed_changes_the_subset_and_reuses_the_pretraining(compose_cfg, tmp_path):
     a, b = (compose_cfg("regime=linear_probe", SMALL_GRID, f"subset_seed={s}") for s in (0, 1))
-    assert not torch.equal(_context(a).labelled, _context(b).labelled)
+    assert not torch.equal(run_context(a).labelled, run_context(b).labelled)
     ra, rb = execute(a, tmp_path / "a"), execute(b, tmp_path / "b")
     assert ra.info["pretrain_cached"] is False
     assert rb.info["pretrain_cached"] is True  # one pretraining per train seed

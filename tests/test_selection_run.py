@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from benchmarks.preflight import prepare
 from benchmarks.run import execute
@@ -109,6 +110,9 @@ def test_cv_refits_a_deep_regime_on_each_fold_and_defaults_at_one_shot(compose_c
     assert cv.selection["folds"] == 2 and not cv.selection["defaulted"]
     assert cv.metrics["test/acc"] == fixed.metrics["test/acc"]  # the folds leave it alone
     assert cv.seconds["select"] > 0 and "select" not in fixed.seconds
+    # two fold fits of the same steps and batch as the run's own: twice its samples, counted
+    assert cv.compute["select_samples"] == 2 * cv.compute["train_samples"]
+    assert "select_samples" not in fixed.compute
     assert {"val/acc", "val/loss"} <= cv.metrics.keys()
     one = execute(
         compose_cfg("regime=scratch", "budget.per_class=1", "selection=cv"), tmp_path / "one"
@@ -162,6 +166,24 @@ def test_a_baseline_trial_fixes_its_hyperparameters(compose_cfg, tmp_path):
     assert "val/acc" in record.metrics
 
 
+def test_a_reruns_config_restores_what_its_trial_replaced(compose_cfg, tmp_path):
+    """repro re-runs a record's applied config: the declared probe must come back first."""
+    from benchmarks import tuning
+    from benchmarks.run import READS
+
+    grid = "+tuning.grids.linear_probe={probe.l2_grid:[1.0e-3,1.0e-1]}"
+    cfg = compose_cfg("regime=linear_probe", "tuning.trials=2", grid, "tuning.trial=0")
+    applied, facts = tuning.resolve(cfg, READS)
+    assert applied.probe.l2_grid == [1.0e-3] and applied.probe.default_l2 == 1.0e-3
+    assert facts["declared"] == {
+        "probe.default_l2": cfg.probe.default_l2,
+        "probe.l2_grid": list(cfg.probe.l2_grid),
+    }
+    restored = tuning.declared_config(OmegaConf.to_container(applied), facts)
+    assert restored.probe == cfg.probe
+    assert tuning.resolve(restored, READS)[0] == applied
+
+
 BAD = {
     "protocol": (["selection=bogus"], "allowed: cv, fixed, holdout, oracle"),
     "protocol key": (["selection.protocol=bogus"], "allowed: fixed, holdout, cv, oracle"),
@@ -172,6 +194,8 @@ BAD = {
     "grid size": (["experiment=digits_tuned", "tuning.trials=4"], "has 8 points"),
     "trial range": (["experiment=digits_tuned", "tuning.trial=8"], "tuning.trial=8"),
     "default": (["experiment=digits_tuned", "tuning.trial=0", "svm.default_c=5"], "declared"),
+    "grid not a mapping": (["+tuning.grids.svm=3"], "tuning.grids.svm=3 is invalid"),
+    "domain key": (["+tuning.grids.svm={data.split_seed:[0,1]}"], "data.split_seed"),
 }
 
 

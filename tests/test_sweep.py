@@ -214,3 +214,17 @@ def test_subset_seeds_share_a_builder_and_each_continued_regime_has_its_own():
     jobs = [[f"regime={r}", f"subset_seed={s}", "train_seed=0"] for r in regimes for s in (0, 1)]
     order = builders_first(jobs, default_regime="finetune")
     assert order[:3] == [jobs[0], jobs[2], jobs[4]]  # one pretraining, two continued stages
+
+
+def test_the_trials_of_a_seed_share_its_builders():
+    """All tuning trials of a seed read one backbone: one of them builds it, first."""
+    from benchmarks.schedule import builders_first
+
+    jobs = [
+        [f"regime={r}", "seed=0", f"tuning.trial={t}"]
+        for r in ("finetune", "incremental_pretrain")
+        for t in range(3)
+    ]
+    order = builders_first(jobs, default_regime="finetune")
+    assert order[:2] == [jobs[0], jobs[3]]  # one pretraining, one continued stage
+    assert order[2:] == [j for j in jobs if j not in (jobs[0], jobs[3])]
