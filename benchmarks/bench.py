@@ -36,7 +36,7 @@ from benchmarks.cli_types import positive_int
 from benchmarks.inputs import RunContext, new_backbone
 from benchmarks.pretraining import pretrained_backbone
 from benchmarks.run import CONF_DIR, run_context
-from benchmarks.sweep_bench import TARGETS, print_table, sweep_speed
+from benchmarks.sweep_bench import TARGETS, compose_speed, print_table, sweep_speed
 from benchmarks.training import classifier_and_batches
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.throughput_only:
             results |= probe_speed(Path(cache))
     if not args.throughput_only:
+        results |= compose_speed(args.sweep.split())
         results |= sweep_speed(args.sweep.split())
         results["sweep"] = args.sweep
     results["threads"] = torch.get_num_threads()

@@ -72,8 +72,10 @@ def _check(
     setup_globals()
     Singleton.set_state(singleton_state)
     from benchmarks import preflight  # imports torch: the worker has it already (prewarm)
+    from benchmarks.composing import GroupCachedCompose
 
-    return preflight.check_jobs(hydra_context.config_loader.load_sweep_config, master_config, batch)
+    compose = GroupCachedCompose(hydra_context.config_loader)  # Hydra's compose per group choice
+    return preflight.check_jobs(compose, master_config, batch)
 
 
 def _execute(
@@ -139,8 +141,8 @@ class ParallelLauncher(JoblibLauncher):
         """Compose, validate and preflight the jobs on the workers, each a share of them.
 
         Composition is Hydra's own (the loader's ``load_sweep_config``, as its joblib launcher
-        calls it in each worker) and costs 0.07-0.15 s a job here, so on two workers a 400-job
-        sweep is checked in about half the time it takes in the sweep's process alone. The
+        calls it in each worker), once per distinct choice of config groups
+        (``benchmarks/composing.py``), and each worker checks its share of the jobs. The
         workers also keep the domains they decoded for the jobs that follow. Returns the
         configs and the failure of the first job, in the sweep's order, that fails.
         """

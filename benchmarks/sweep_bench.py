@@ -107,6 +107,52 @@ def sweep_speed(sweep_args: list[str]) -> dict[str, Any]:
     }
 
 
+def compose_speed(sweep_args: list[str], hydra_jobs: int = 50) -> dict[str, Any]:
+    """Milliseconds a job config costs: Hydra's compose per job against once per group choice.
+
+    The jobs of the sweep ``sweep_args`` configure (its ``hydra.sweeper.params`` expanded, in
+    order; a sweep value on the command line is not expanded here); Hydra's compose is timed on
+    the first ``hydra_jobs`` of them, the group-cached one on all, in one process.
+    """
+    import itertools
+
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.types import RunMode
+
+    from benchmarks.composing import GroupCachedCompose
+    from benchmarks.config import CONF_DIR, register
+
+    register()  # the schema `base` the config names
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", sweep_args, RunMode.MULTIRUN)
+        params = master.hydra.sweeper.get("params") or {}
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+        axes = [[f"{o.key_or_group}={v}" for v in o.sweep_string_iterator()] for o in parsed]
+        jobs = [list(job) for job in itertools.product(*axes)]
+        start = time.perf_counter()
+        for job in jobs[:hydra_jobs]:
+            loader.load_sweep_config(master, job)
+        per_hydra = (time.perf_counter() - start) / min(hydra_jobs, len(jobs))
+        fast = GroupCachedCompose(loader)
+        start = time.perf_counter()
+        for job in jobs:
+            fast(master, job)
+        per_fast = (time.perf_counter() - start) / len(jobs)
+    GlobalHydra.instance().clear()
+    return {
+        "compose_jobs": len(jobs),
+        "compose_group_choices": len(fast.bases),
+        "compose_hydra_ms_per_job": per_hydra * 1e3,
+        "compose_cached_ms_per_job": per_fast * 1e3,
+        "compose_speedup": per_hydra / per_fast,
+    }
+
+
 # The issue's targets, printed beside the measured values.
 TARGETS = {
     "train_throughput_ratio": ">= 0.95",

@@ -36,6 +36,7 @@ from omegaconf import DictConfig
 
 from benchmarks import outcome, preflight, progress
 from benchmarks.cleanup import remove_with_empty_parents
+from benchmarks.composing import GroupCachedCompose
 from benchmarks.config import ConfigError, conf_fingerprint, job_dirname
 from benchmarks.regimes import READS
 from benchmarks.schedule import builders_first, planned_builds, regime_of
@@ -122,7 +123,8 @@ class ResumingSweeper(BasicSweeper):
         if in_workers is not None:
             composed, failure = in_workers(batch)
         else:
-            composed, failure = preflight.check_jobs(compose, self.config, batch)
+            fast = GroupCachedCompose(loader)  # Hydra's compose once per group choice
+            composed, failure = preflight.check_jobs(fast, self.config, batch)
         if failure is not None:
             self._stop(failure[1])
         if type(self.launcher).__name__ != "BasicLauncher":  # the jobs decode their own data

@@ -1,6 +1,7 @@
 """The benchmark's bookkeeping and its JSON contract (no timing is asserted)."""
 
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ KEYS = {
     "default_sweep_overhead_ratio",
     "report_build_seconds",
     "report_share",
+    "compose_speedup",
 }
 
 
@@ -94,6 +96,8 @@ def test_bench_writes_every_key(tmp_path, capsys):
     assert 0 < data["report_share"] < 1
     assert data["probe_accuracy_diff"] == pytest.approx(0.0, abs=0.01)
     assert data["train_throughput_ratio"] > 0
+    assert data["compose_jobs"] == data["compose_group_choices"] == 1  # one job, no sweep axes
+    assert math.isfinite(data["compose_speedup"]) and data["compose_speedup"] > 0
     printed = capsys.readouterr().out
     assert "train_throughput_ratio" in printed and "(target <= 1.05)" in printed
 
