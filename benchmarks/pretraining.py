@@ -150,7 +150,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         if p.objective == "timm":  # published weights instead of the suite's own stage
             backbone = weights_backbone(cfg).to(ctx.device)
-            acc, l2 = probe_accuracy(ctx, backbone, ctx.source, settings=ctx.source_probe)
+            acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
             return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
         backbone = new_backbone(cfg, 1000 + cfg.train_seed, pretrained=True)
         torch.manual_seed(2000 + cfg.train_seed)
@@ -171,7 +171,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
             x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
         batches = RandomBatches(x, y, p.batch_size, p.steps, cfg.train_seed)
         fit(cfg, module, batches, ctx.log_dir("pretrain"), checkpoints)
-        acc, l2 = probe_accuracy(ctx, backbone, ctx.source, settings=ctx.source_probe)
+        acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
         state, meta = clone_state(backbone), {"source_l2": l2}
         if p.objective == "supervised":  # keep the source head: head-retained forgetting
@@ -242,9 +242,7 @@ def continued_backbone(
         name = "continued_pretrain" if stage == 1 else f"continued_pretrain_{stage}"
         fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
         return clone_state(backbone), {
-            "source_acc": probe_accuracy(
-                ctx, backbone, ctx.source, source_l2, settings=ctx.source_probe
-            )[0],
+            "source_acc": probe_accuracy(ctx, backbone, ctx.source, source_l2)[0],
             "samples": c.steps * c.batch_size * 2,  # two SimCLR views per image
         }
 

@@ -27,8 +27,6 @@ from lightning_modules.probe import (
 from lightning_modules.streaming import take
 
 if TYPE_CHECKING:
-    from omegaconf import DictConfig
-
     from benchmarks.pretraining import Pretrained
 
 
@@ -38,12 +36,12 @@ def probe_accuracy(
     dom: Domain,
     l2: float | None = None,
     labelled: torch.Tensor | None = None,
-    settings: DictConfig | None = None,
 ) -> tuple[float, float]:
     """Test accuracy of a linear probe fitted on ``dom``'s train split (frozen features).
 
     ``labelled`` (indices into the train split) restricts the fit to a label budget; None = all.
-    ``settings``: the probe node (a source probe: ``ctx.source_probe``); None = ``cfg.probe``.
+    A probe on the source domain uses ``ctx.source_probe`` (the declared settings, whatever a
+    trial set), any other the run's ``cfg.probe``.
 
     With ``l2`` None the penalty is cross-validated (``probe.l2_grid``); otherwise it is fixed.
     Forgetting probes reuse the l2 chosen for the pretrained backbone, so "before" and "after"
@@ -54,7 +52,7 @@ def probe_accuracy(
         x_train, labels = take(x_train, labelled), labels[labelled]
     ftr = extract_features(backbone, x_train.to(ctx.device))
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
-    p = ctx.cfg.probe if settings is None else settings
+    p = ctx.source_probe if dom is ctx.source else ctx.cfg.probe
     grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
     labels = labels.to(ctx.device)
     probe = fit_probe(
@@ -148,9 +146,7 @@ def forgetting(ctx: RunContext, pretrained: Pretrained, backbone: nn.Module) -> 
     """
     with ctx.phase("eval"):
         before = pretrained.source_acc
-        after, _ = probe_accuracy(
-            ctx, backbone, ctx.source, pretrained.probe_l2, settings=ctx.source_probe
-        )
+        after, _ = probe_accuracy(ctx, backbone, ctx.source, pretrained.probe_l2)
         out = {
             "source/acc_before": before,
             "source/acc_after": after,

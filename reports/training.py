@@ -241,7 +241,7 @@ def section(
     runs: pd.DataFrame,
     records: list[RunRecord],
     without: set[str],
-    every: tuple[pd.DataFrame, list[RunRecord]] | None = None,
+    every: tuple[pd.DataFrame, list[RunRecord]],
 ) -> dict:
     """The report's training-curves section: figure (or None), table, and what was chosen.
 
@@ -250,7 +250,7 @@ def section(
     cached stage's builder is looked up: it is often a trial that was not chosen.
     """
     chosen = chosen_runs(runs, without)
-    builders = _builders(*(every or (runs, records)))
+    builders = _builders(*every)
     entries = []
     for label, row in chosen.iterrows():
         rec = records[runs.index.get_loc(label)]
