@@ -20,6 +20,7 @@ from benchmarks.probing import fit_labelled_probe
 from benchmarks.selecting import Fit, Fitted
 from benchmarks.training import train_classifier
 from lightning_modules import baselines
+from lightning_modules.penalties import AnchorPenalty
 from lightning_modules.streaming import Images, materialize, take
 
 
@@ -43,19 +44,26 @@ def probe(ctx: RunContext, train_x: torch.Tensor, test_x: torch.Tensor) -> Fit:
     return fit
 
 
-def classifier(ctx: RunContext, backbone: torch.nn.Module) -> Fit:
+def classifier(
+    ctx: RunContext,
+    backbone: torch.nn.Module,
+    penalty: AnchorPenalty | None = None,
+    keep_start: bool = False,
+) -> Fit:
     """Backbone + head trained on the labelled examples (``train`` node).
 
     The run's own fit trains ``backbone`` in place (forgetting reads it afterwards); a ``cv``
-    fold's fit starts from a copy of it as it was before any fit.
+    fold's fit starts from a copy of it as it was before any fit. ``penalty`` and ``keep_start``
+    apply to every fit (``training.train_classifier``).
     """
     start = copy.deepcopy(backbone) if ctx.cfg.selection.protocol == "cv" else None
 
     def fit(labelled: torch.Tensor, fold: int | None) -> Fitted:
         if fold is None:
-            trained = train_classifier(ctx, backbone)
+            trained = train_classifier(ctx, backbone, penalty=penalty, keep_start=keep_start)
         else:
-            trained = train_classifier(ctx, copy.deepcopy(start), labelled, fold)
+            bb = copy.deepcopy(start)
+            trained = train_classifier(ctx, bb, labelled, fold, penalty, keep_start)
 
         def predict(rows: torch.Tensor | None) -> torch.Tensor:
             t = ctx.target

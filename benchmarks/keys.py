@@ -133,3 +133,17 @@ def stream_start(ctx: RunContext, backbone_hash: str, domains: list[Domain]) -> 
         "budget": str(cfg.budget.per_class),
         "subset_seed": int(cfg.subset_seed),  # the per-domain labelled subsets
     }
+
+
+def fisher(ctx: RunContext, backbone_hash: str, likelihood: str) -> dict[str, Any]:
+    """EWC's diagonal Fisher of the pretrained backbone on the source (benchmarks/anchoring.py).
+
+    ``likelihood`` says whose ``p(y|x)`` it is (the supervised stage's head or the source probe,
+    whose penalty the pretrained entry fixes); the images are ``ewc.fisher_samples`` of the
+    source's train split, drawn with the train seed the shared key holds.
+    """
+    return shared_key(ctx, "fisher") | {
+        "backbone": backbone_hash,
+        "likelihood": likelihood,
+        "fisher_samples": ctx.cfg.ewc.fisher_samples,
+    }

@@ -30,6 +30,32 @@ if TYPE_CHECKING:
     from benchmarks.pretraining import Pretrained
 
 
+def fitted_probe(
+    ctx: RunContext,
+    backbone: nn.Module,
+    dom: Domain,
+    l2: float | None = None,
+    labelled: torch.Tensor | None = None,
+) -> LinearProbe:
+    """A linear probe fitted on ``dom``'s train split (frozen features of ``backbone``).
+
+    ``labelled`` (indices into the train split) restricts the fit to a label budget; None = all.
+    A probe on the source domain uses ``ctx.source_probe`` (the declared settings, whatever a
+    trial set), any other the run's ``cfg.probe``. With ``l2`` None the penalty is
+    cross-validated (``probe.l2_grid``); otherwise it is fixed.
+    """
+    x_train, labels = dom.x_train, dom.y_train
+    if labelled is not None:
+        x_train, labels = take(x_train, labelled), labels[labelled]
+    ftr = extract_features(backbone, x_train.to(ctx.device))
+    p = ctx.source_probe if dom is ctx.source else ctx.cfg.probe
+    grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
+    labels = labels.to(ctx.device)
+    return fit_probe(
+        ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.train_seed, max_iter=p.max_iter
+    )
+
+
 def probe_accuracy(
     ctx: RunContext,
     backbone: nn.Module,
@@ -37,27 +63,13 @@ def probe_accuracy(
     l2: float | None = None,
     labelled: torch.Tensor | None = None,
 ) -> tuple[float, float]:
-    """Test accuracy of a linear probe fitted on ``dom``'s train split (frozen features).
+    """Test accuracy of :func:`fitted_probe` on ``dom``'s test split; returns (accuracy, l2).
 
-    ``labelled`` (indices into the train split) restricts the fit to a label budget; None = all.
-    A probe on the source domain uses ``ctx.source_probe`` (the declared settings, whatever a
-    trial set), any other the run's ``cfg.probe``.
-
-    With ``l2`` None the penalty is cross-validated (``probe.l2_grid``); otherwise it is fixed.
     Forgetting probes reuse the l2 chosen for the pretrained backbone, so "before" and "after"
-    are the same probe applied to two backbones. Returns (accuracy, l2).
+    are the same probe applied to two backbones.
     """
-    x_train, labels = dom.x_train, dom.y_train
-    if labelled is not None:
-        x_train, labels = take(x_train, labelled), labels[labelled]
-    ftr = extract_features(backbone, x_train.to(ctx.device))
+    probe = fitted_probe(ctx, backbone, dom, l2, labelled)
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
-    p = ctx.source_probe if dom is ctx.source else ctx.cfg.probe
-    grid, default = (p.l2_grid, p.default_l2) if l2 is None else ((), l2)
-    labels = labels.to(ctx.device)
-    probe = fit_probe(
-        ftr, labels, dom.num_classes, grid, default, seed=ctx.cfg.train_seed, max_iter=p.max_iter
-    )
     acc = float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
     return acc, probe.l2
 

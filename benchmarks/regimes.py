@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from benchmarks import fits, keys
+from benchmarks import anchoring, fits, interpolating, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
@@ -26,6 +26,7 @@ from benchmarks.training import Trained
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
+from lightning_modules.penalties import AnchorPenalty
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import materialize
 
@@ -61,9 +62,14 @@ def _probe_outcome(
     return sc, sc.fitted.payload.info()
 
 
-def _train_and_evaluate(ctx: RunContext, backbone: torch.nn.Module) -> tuple[Trained, Scored]:
+def _train_and_evaluate(
+    ctx: RunContext,
+    backbone: torch.nn.Module,
+    penalty: AnchorPenalty | None = None,
+    keep_start: bool = False,
+) -> tuple[Trained, Scored]:
     """Train ``backbone`` in place (forgetting reads it after) on the budget; score it."""
-    sc = scored(ctx, fits.classifier(ctx, backbone))
+    sc = scored(ctx, fits.classifier(ctx, backbone, penalty, keep_start))
     return sc.fitted.payload, sc
 
 
@@ -96,6 +102,49 @@ def lp_ft(ctx: RunContext) -> Outcome:
     (``train.head_init: probe``); against ``finetune`` only the head's start differs.
     """
     return _fine_tuned(ctx)
+
+
+def _anchored(ctx: RunContext) -> Outcome:
+    pre = pretrained(ctx)
+    pen, pen_info, pen_compute = anchoring.penalty(ctx, pre)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone, pen)
+    info = pre.info() | pen_info | trained.info()
+    compute = pre.compute() | pen_compute | trained.compute()
+    return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
+
+
+def l2sp(ctx: RunContext) -> Outcome:
+    """Fine-tuning with L2-SP (Li et al. 2018): ``(l2sp.strength/2)*||theta - theta_pre||^2``.
+
+    The penalty pulls the backbone toward its pretrained weights instead of toward zero; the
+    rest is the ``finetune`` recipe (``train`` node), so strength 0 is ``finetune`` exactly.
+    """
+    return _anchored(ctx)
+
+
+def ewc(ctx: RunContext) -> Outcome:
+    """Fine-tuning with EWC (Kirkpatrick et al. 2017): the L2-SP distance weighted by the Fisher.
+
+    The diagonal Fisher of the source task at the pretrained weights (``benchmarks/anchoring.py``)
+    weights each parameter's squared move, times ``ewc.strength / 2``.
+    """
+    return _anchored(ctx)
+
+
+def wise_ft(ctx: RunContext) -> Outcome:
+    """WiSE-FT (Wortsman et al. 2022): LP-FT, then weights interpolated toward its start.
+
+    ``theta(alpha) = (1 - alpha) * theta_start + alpha * theta_lp_ft`` for each alpha of
+    ``wise_ft.alphas``, scored on target and source (``benchmarks/interpolating.py``); the
+    record's own metrics are the chosen alpha's. No training beyond the LP-FT fit.
+    """
+    pre = pretrained(ctx)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone, keep_start=True)
+    curve, _, ev, source, val = interpolating.curve(ctx, pre, trained, sc)
+    info = pre.info() | trained.info()
+    compute = pre.compute() | trained.compute() | sc.compute
+    metrics = ev.metrics | val | source | curve
+    return Outcome(metrics, info, compute, ev.confusion, sc.selection)
 
 
 def linear_probe(ctx: RunContext) -> Outcome:
@@ -261,6 +310,7 @@ def label_spreading(ctx: RunContext) -> Outcome:
     return _baseline(ctx, "label_spreading")
 
 
+MITIGATION_NODES = ("wise_ft", "l2sp", "ewc")  # each the node of the regime of its name
 # The stage nodes of the config each regime reads. Validation requires them complete; the
 # config hash leaves the others out, so changing ``train.steps`` does not re-run ``pixels``.
 READS: dict[str, tuple[str, ...]] = {
@@ -270,13 +320,23 @@ READS: dict[str, tuple[str, ...]] = {
     "linear_probe": ("pretrain",),
     "incremental_pretrain": ("pretrain", "continued_pretrain", "train"),
     "longer_pretrain": ("pretrain", "continued_pretrain", "train"),
+    "wise_ft": ("pretrain", "train", "wise_ft"),
+    "l2sp": ("pretrain", "train", "l2sp"),
+    "ewc": ("pretrain", "train", "ewc"),
     "pixels": (),
     "svm": ("svm",),
     "knn": ("knn",),
     "label_spreading": ("label_spreading",),
     "continual_pretrain": ("pretrain", "continued_pretrain", "stream"),
 }
-STAGE_NODES = ("pretrain", "continued_pretrain", "train", "stream", *baselines.BASELINES)
+STAGE_NODES = (
+    "pretrain",
+    "continued_pretrain",
+    "train",
+    "stream",
+    *baselines.BASELINES,
+    *MITIGATION_NODES,
+)
 
 REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "scratch": scratch,
@@ -285,6 +345,9 @@ REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "linear_probe": linear_probe,
     "incremental_pretrain": incremental_pretrain,
     "longer_pretrain": longer_pretrain,
+    "wise_ft": wise_ft,
+    "l2sp": l2sp,
+    "ewc": ewc,
     "pixels": pixels,
     "svm": svm,
     "knn": knn,

@@ -118,6 +118,30 @@ class TrainConfig:
 
 
 @dataclass
+class WiseFtConfig:
+    """WiSE-FT's interpolation (``benchmarks/interpolating.py``): the curve and the run's alpha."""
+
+    alphas: list[float] = MISSING  # each scored on target and source: the record's curve
+    alpha: float | None = None  # the run's own metrics; null = chosen on the selection split
+    batchnorm: str = MISSING  # interpolate (with the weights) | recompute (on the labelled images)
+
+
+@dataclass
+class L2spConfig:
+    """L2-SP: ``(strength / 2) * ||theta - theta_pretrained||^2`` added to the target loss."""
+
+    strength: float = MISSING
+
+
+@dataclass
+class EwcConfig:
+    """EWC: the L2-SP distance weighted by the source task's diagonal Fisher."""
+
+    strength: float = MISSING
+    fisher_samples: int | None = None  # source train images the Fisher averages; null = all
+
+
+@dataclass
 class RegimeConfig:
     """Which regime function runs; the stage settings it reads are top-level nodes.
 
@@ -267,6 +291,9 @@ class RunConfig:
     svm: SvmConfig = field(default_factory=SvmConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
     label_spreading: LabelSpreadingConfig = field(default_factory=LabelSpreadingConfig)
+    wise_ft: WiseFtConfig = field(default_factory=WiseFtConfig)
+    l2sp: L2spConfig = field(default_factory=L2spConfig)
+    ewc: EwcConfig = field(default_factory=EwcConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
     comparisons: ComparisonsConfig = field(default_factory=ComparisonsConfig)

@@ -16,10 +16,12 @@ from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext
 from benchmarks.probing import LabelledProbe, fit_labelled_probe
 from benchmarks.user_code import build_module
+from lightning_modules.backbones import clone_state
 from lightning_modules.classifier import ClassifierModule
 from lightning_modules.datamodules import RandomBatches
 from lightning_modules.metrics import classification_metrics, confusion_matrix
 from lightning_modules.normalization import stats_of
+from lightning_modules.penalties import AnchorPenalty
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import take
 
@@ -34,6 +36,7 @@ class Trained:
     samples: int
     flops: float
     input_stats: dict[str, Any]  # the normalisation the backbone reads (normalization.py)
+    start: dict[str, torch.Tensor] | None = None  # the module's weights before the fit (keep_start)
 
     def info(self) -> dict[str, Any]:
         """The record's ``info`` entries of the target fit (the LP-FT probe's among them)."""
@@ -58,10 +61,12 @@ def classifier_and_batches(
     backbone: nn.Module,
     head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
     labelled: torch.Tensor | None = None,
+    penalty: AnchorPenalty | None = None,
 ) -> tuple[L.LightningModule, RandomBatches]:
     """The module and the batches of one target fit, seeded from ``train_seed``.
 
-    The module is ``ClassifierModule``, or the user's ``train.module`` (benchmarks/user_code.py).
+    The module is ``ClassifierModule``, or the user's ``train.module`` (benchmarks/user_code.py;
+    validation refuses one with a ``penalty``, which only the built-in module adds to its loss).
     ``labelled``: the train indices it fits (a CV fold's share); None = the run's budget.
     """
     cfg, t = ctx.cfg, ctx.cfg.train
@@ -92,6 +97,7 @@ def classifier_and_batches(
             t.augment,
             cfg.train_seed,
             head_init,
+            penalty,
         )
     labelled = ctx.labelled if labelled is None else labelled
     x = take(ctx.target.x_train, labelled).to(ctx.device)
@@ -104,13 +110,17 @@ def train_classifier(
     backbone: nn.Module,
     labelled: torch.Tensor | None = None,
     fold: int | None = None,
+    penalty: AnchorPenalty | None = None,
+    keep_start: bool = False,
 ) -> Trained:
     """Train backbone + head on the labelled budget for ``train.steps`` steps.
 
     With ``head_init: probe`` the head starts from a linear probe fitted on the backbone's frozen
     features of the labelled examples (LP-FT); with ``random`` from timm/torch's default init.
     ``labelled``/``fold``: a cross-validation fold's fit (its own logs, checkpoints and the
-    ``select`` phase's time); None = the run's own fit on its whole budget.
+    ``select`` phase's time); None = the run's own fit on its whole budget. ``penalty``: added to
+    the loss (L2-SP, EWC). ``keep_start``: the result holds the module's weights as they were
+    before the fit (the head already started), which weight interpolation starts from.
     """
     cfg, t = ctx.cfg, ctx.cfg.train
     name, phase = ("train", "train") if fold is None else (f"train_fold{fold}", "select")
@@ -121,7 +131,8 @@ def train_classifier(
             features = extract_features(backbone, ctx.target.x_train.to(ctx.device))
             probe = fit_labelled_probe(ctx, features, labelled)
         head_init = (probe.probe.weight.float(), probe.probe.bias.float())
-    module, batches = classifier_and_batches(ctx, backbone, head_init, labelled)
+    module, batches = classifier_and_batches(ctx, backbone, head_init, labelled, penalty)
+    start = clone_state(module) if keep_start else None
     run = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(run, dict)
     run.pop("paths")  # the checkpoint key: everything the fit depends on
@@ -132,7 +143,7 @@ def train_classifier(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
     )
     samples, flops = t.steps * t.batch_size, float(step * t.steps)
-    return Trained(module, t.head_init, probe, samples, flops, stats)
+    return Trained(module, t.head_init, probe, samples, flops, stats, start)
 
 
 def factory(cfg: DictConfig) -> str | None:

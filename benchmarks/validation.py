@@ -25,8 +25,9 @@ class ConfigError(ValueError):
 
 HEAD_INITS = ("random", "probe")
 # Regimes whose name says how the head starts: a config that contradicts the name is refused.
-HEAD_INIT_OF = {"finetune": "random", "lp_ft": "probe"}
+HEAD_INIT_OF = {"finetune": "random", "lp_ft": "probe", "wise_ft": "probe"}
 GRADIENT_NODES = ("pretrain", "continued_pretrain", "train")  # steps, batch_size, warmup
+PENALISED = ("l2sp", "ewc")  # regimes whose loss the built-in ClassifierModule adds a penalty to
 
 
 # Continued pretraining on the target is only "incremental" when the target differs from the
@@ -115,6 +116,55 @@ def _check_comparisons(comp: DictConfig, reads: dict[str, tuple[str, ...]]) -> N
             _check(name in reads, "comparisons.pairs", name, allowed)
 
 
+def _check_mitigation(cfg: DictConfig, node: str) -> None:
+    """The node of ``wise_ft``, ``l2sp`` or ``ewc`` (benchmarks/interpolating.py, anchoring.py)."""
+    n = cfg[node]
+    if node == "wise_ft":
+        alphas = list(n.alphas)
+        _check(
+            bool(alphas) and all(0 <= a <= 1 for a in alphas),
+            "wise_ft.alphas",
+            alphas,
+            "a non-empty list of numbers in [0, 1]",
+        )
+        _check(
+            n.batchnorm in ("interpolate", "recompute"),
+            "wise_ft.batchnorm",
+            n.batchnorm,
+            "interpolate, recompute",
+        )
+        protocol = cfg.selection.protocol
+        _check(
+            protocol != "cv",
+            "selection.protocol",
+            protocol,
+            "fixed, holdout or oracle for wise_ft (a cv choice of alpha would need a curve per "
+            "fold, which is not built)",
+        )
+        if n.alpha is None:
+            _check(
+                protocol in ("holdout", "oracle"),
+                "wise_ft.alpha",
+                None,
+                "a number in [0, 1] under selection=fixed (null chooses on a holdout or oracle)",
+            )
+        else:
+            _check(0 <= n.alpha <= 1, "wise_ft.alpha", n.alpha, "null or a number in [0, 1]")
+        return
+    _check(n.strength >= 0, f"{node}.strength", n.strength, "a number >= 0")
+    if node == "ewc":
+        samples = n.fisher_samples
+        _check(
+            samples is None or samples >= 1, "ewc.fisher_samples", samples, "null or an int >= 1"
+        )
+    _check(
+        cfg.train.module is None,
+        "train.module",
+        cfg.train.module,
+        f"null for {node} (its penalty is added by the built-in ClassifierModule)",
+    )
+
+
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written.
 
@@ -142,6 +192,9 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
                 f"{node}.{missing[0]} is not set; regime {cfg.regime.name} reads it "
                 f"(set it in conf/regime/{cfg.regime.name}.yaml or as an override)"
             )
+        if node in ("wise_ft", *PENALISED):
+            _check_mitigation(cfg, node)
+            continue
         if node not in GRADIENT_NODES:  # a baseline's node: svm, knn, label_spreading
             if (bad := problem(node, cfg[node])) is not None:
                 _check(False, *bad)

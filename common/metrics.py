@@ -108,6 +108,27 @@ _ALL = (
         True, _RATE, per_cell=False,
     ),
     Metric(
+        "wise/alpha",
+        "wise_ft: the interpolation weight of the run's own metrics (declared, or chosen on "
+        "the selection split); 0 = the LP-FT start (linear probe), 1 = the LP-FT fit",
+        True, _RATE, per_cell=False,
+    ),
+    Metric(
+        "wise/target/a",
+        "wise_ft: target test accuracy of the weights interpolated at alpha = a",
+        True, _RATE, per_cell=False, prefix="wise/target/",
+    ),
+    Metric(
+        "wise/source/a",
+        "wise_ft: probe-refit source test accuracy (source/acc_after's probe) at alpha = a",
+        True, _RATE, per_cell=False, prefix="wise/source/",
+    ),
+    Metric(
+        "wise/val/a",
+        "wise_ft: holdout accuracy at alpha = a (selection=holdout), which chooses alpha",
+        True, _RATE, per_cell=False, prefix="wise/val/",
+    ),
+    Metric(
         "R/i/j",
         "accuracy matrix of a stream: test accuracy on domain j (0 = source) of a linear probe "
         "fitted on the label budget of domain j's train split, after stage i (0 = source "

@@ -5,9 +5,10 @@ initialise it exactly: ``head_init`` = (weight, bias) of a probe gives Kumar et 
 start (arXiv 2202.10054), which on 1-shot digits_5to9 measured 0.73 against 0.62 for a random
 head (SimCLR backbone, 3 seeds).
 
-One module serves ``scratch``, ``finetune``, ``lp_ft``, ``incremental_pretrain`` and
-``longer_pretrain``; they differ only in the backbone they pass in, the head's start and the
-learning rates in their regime config. The backbone is built
+One module serves ``scratch``, ``finetune``, ``lp_ft``, ``incremental_pretrain``,
+``longer_pretrain``, ``wise_ft``, ``l2sp`` and ``ewc``; they differ only in the backbone they pass
+in, the head's start, the learning rates in their regime config and, for the last two, a penalty
+toward the pretrained weights. The backbone is built
 outside and injected (Lightning examples, lightning-hydra-template), so the same module trains a
 random, a pretrained or a continued-pretrained backbone.
 """
@@ -22,6 +23,7 @@ from torch import nn
 from lightning_modules.augment import AugmentGenerator, random_affine
 from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
+from lightning_modules.penalties import AnchorPenalty
 from lightning_modules.probe import normalize_features
 from lightning_modules.streaming import Images, chunks
 
@@ -40,6 +42,7 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
         augment: random affine warps of each training batch.
         seed: seeds the augmentation generator.
         head_init: (weight (D, K), bias (K,)) of a fitted linear probe, or None for a random head.
+        penalty: added to the loss, a function of the backbone (L2-SP, EWC: penalties.py).
     """
 
     def __init__(
@@ -54,10 +57,12 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
         augment: bool = True,
         seed: int = 0,
         head_init: tuple[torch.Tensor, torch.Tensor] | None = None,
+        penalty: AnchorPenalty | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "head_init"])
+        self.save_hyperparameters(ignore=["backbone", "head_init", "penalty"])
         self.backbone = backbone
+        self.penalty = penalty
         self.head = nn.Linear(backbone.num_features, num_classes)
         if head_init is not None:
             with torch.no_grad():
@@ -77,9 +82,11 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
-        """Cross-entropy on an augmented batch; logs it and both learning rates."""
+        """Cross-entropy on an augmented batch (plus the penalty); logs it and both rates."""
         x, y = batch
         loss = F.cross_entropy(self(self.augment(x)), y)
+        if self.penalty is not None:
+            loss = loss + self.penalty(self.backbone)
         check_finite(loss, batch_idx)
         log_step(self, loss, ("lr", "head_lr"))
         return loss

@@ -37,7 +37,8 @@ def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
 
     ``cost/target_s``: the run's own work (features, training, evaluation, and under ``cv`` the
     fold fits that scored it: ``seconds/select``).
-    ``cost/pretrain_full_s``: the full cost of the pretraining stages it used.
+    ``cost/pretrain_full_s``: the full cost of the pretraining stages it used (EWC's source
+    Fisher among them: like a pretraining, it is built once and shared).
     ``cost/pretrain_amortised_s``: that cost divided among the runs of these records that
     share each cached stage (its hash), i.e. what the sweep paid per run.
     """
@@ -50,7 +51,7 @@ def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
     out["cost/target_s"] = out[own].fillna(0).sum(axis=1)
     out["cost/pretrain_full_s"] = 0.0
     out["cost/pretrain_amortised_s"] = 0.0
-    for stage in ("pretrain", "continued_pretrain"):
+    for stage in ("pretrain", "continued_pretrain", "fisher"):  # fisher: ewc's, per pretraining
         full, key = f"compute/{stage}_seconds_full", f"{stage}_hash"
         if full not in out or key not in out:
             continue
