@@ -140,6 +140,24 @@ _ALL = (
         "the same probe on a randomly initialised backbone: forward transfer's baseline",
         True, _RATE, per_cell=False, prefix="b/",
     ),
+    Metric(
+        "wise/target/<alpha>",
+        "target test accuracy of the weight-interpolated model (1 - alpha) theta_pre + alpha "
+        "theta_ft (wise_ft; alpha = 0 is the pretrained backbone, 1 the fine-tuned one)",
+        True, _RATE, per_cell=False, prefix="wise/target/",
+    ),
+    Metric(
+        "wise/source/<alpha>",
+        "probe-refit source test accuracy of the same interpolated model (same probe protocol "
+        "and l2 as source/acc_after)",
+        True, _RATE, per_cell=False, prefix="wise/source/",
+    ),
+    Metric(
+        "wise/alpha",
+        "the interpolation weight wise_ft chose for its own test/acc and source/* numbers (a "
+        "setting, not a score: higher_is_better says nothing)",
+        True, _RATE, per_cell=False,
+    ),
 )  # fmt: skip
 
 METRICS: dict[str, Metric] = {m.name: m for m in _ALL}

@@ -27,6 +27,7 @@ from reports.efficiency import AULC_METHOD, TRANSFER_METHOD, data_efficiency, ef
 from reports.family import with_keys
 from reports.findings import findings
 from reports.floor import baseline_regimes, best_by_aulc, floor_curve
+from reports.frontier import section as frontier_section
 from reports.inference import BOOT_METHOD, HOLM_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
 from reports.streams import section as stream_section
@@ -40,6 +41,7 @@ OPTIONAL_FIGURES = (
     "forgetting_vs_replay",
     "forgetting_tradeoff",
     "training_curves",
+    "frontier",
 )
 METHODS = {
     "claim": CLAIM_METHOD,
@@ -139,6 +141,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
         f"confusion_{p['budget']}": p["figure"] for p in per_class if p["figure"] is not None
     }
     figures |= selection["figures"]
+    front = frontier_section(runs, summary, records, out)  # frontier.csv, its figure and tables
+    figures |= {} if front["figure"] is None else {"frontier": front["figure"]}
     # the median runs' loss curves; a stage's builder may be any trial
     curves = training.section(runs, picked, baselines, (tuned.trials, records))
     if (curve_figure := curves.pop("figure")) is not None:
@@ -165,6 +169,7 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
         "per_class": per_class,
         "training": curves,
         "tuning": selection["context"],
+        "frontier": front["context"],
     }
     _save_samples(out, context["setups"])
 

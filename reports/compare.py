@@ -57,17 +57,21 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     return float(greater / (len(x) * len(y)))
 
 
-def paired_differences(runs: pd.DataFrame, metric: str = "test/acc") -> pd.DataFrame:
-    """Per arm x budget: the mean per-unit difference to the group's scratch arm, t interval.
+def paired_differences(
+    runs: pd.DataFrame, metric: str = "test/acc", reference: str = BASELINE
+) -> pd.DataFrame:
+    """Per arm x budget: the mean per-unit difference to the group's ``reference`` arm, t interval.
 
-    Paired by unit (subset_seed, train_seed) within one group; a group with no single scratch arm
-    gets no row.
+    Paired by unit (subset_seed, train_seed) within one group; a group with no single arm of the
+    ``reference`` regime gets no row. Columns are named after the reference
+    (``diff_vs_scratch_mean``, ...), so differences against two references can sit side by side.
     """
     ok = with_keys(runs[runs["status"] == "ok"])
     rows = []
     table = wide(ok, metric)
+    vs = f"vs_{reference}"
     for group, in_group in ok.groupby("group"):
-        base = in_group.loc[in_group["regime"] == BASELINE, "arm"].unique()
+        base = in_group.loc[in_group["regime"] == reference, "arm"].unique()
         if len(base) != 1:
             continue
         for (arm, per_class), cell in in_group.groupby(["arm", "per_class"]):
@@ -83,10 +87,10 @@ def paired_differences(runs: pd.DataFrame, metric: str = "test/acc") -> pd.DataF
                     "arm": arm,
                     "per_class": per_class,
                     "n_pairs": test.n,
-                    "diff_vs_scratch_mean": test.estimate,
-                    "diff_vs_scratch_ci_low": test.low,
-                    "diff_vs_scratch_ci_high": test.high,
-                    "p_improvement_vs_scratch": probability_of_improvement(
+                    f"diff_{vs}_mean": test.estimate,
+                    f"diff_{vs}_ci_low": test.low,
+                    f"diff_{vs}_ci_high": test.high,
+                    f"p_improvement_{vs}": probability_of_improvement(
                         cell[metric].to_numpy(), theirs.to_numpy()
                     ),
                 }

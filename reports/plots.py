@@ -26,6 +26,9 @@ COLORS = {
     "knn": "#17becf",
     "label_spreading": "#8c564b",
     "continual_pretrain": "#393b79",
+    "wise_ft": "#637939",
+    "l2sp": "#8c6d31",
+    "ewc": "#843c39",
 }
 ORDER = list(COLORS)
 

@@ -123,6 +123,7 @@ def fallback_pages(context: dict, numbers: dict, per_class: list[dict]) -> tuple
         "Target test accuracy: mean [95% CI] n=runs": tables.accuracy_table(numbers["summary"])
     }
     pages |= context["tuning"]["pages"] if context["tuning"] else {}
+    pages |= context["frontier"]["pages"] if context["frontier"] else {}
     for i, head in enumerate(context["setups"]):
         pages[f"Domains {head['group'] or ''}".strip() + f" ({i + 1})"] = domains_frame(head)
     if not numbers["eff"].empty:

@@ -66,6 +66,41 @@ def paired_table(summary: pd.DataFrame) -> pd.DataFrame | None:
     return by_arm_and_budget(cells, text)
 
 
+def _signed(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:+.3f}" + ("" if pd.isna(low) else f" [{low:+.3f}, {high:+.3f}]")
+
+
+def _pairs(pairs: float, forgetting_n: float) -> str:
+    """The gain's pairs, and the forgetting's count where it differs ("3 (forgetting 4)")."""
+    n = "-" if pd.isna(pairs) else str(int(pairs))
+    return n if n == str(int(forgetting_n)) else f"{n} (forgetting {int(forgetting_n)})"
+
+
+def frontier_tables(table: pd.DataFrame) -> list[tuple[tuple[str, str], pd.DataFrame]]:
+    """Per (group, budget) of ``reports.frontier.frontier_table``: arm, gain, forgetting, n, pareto.
+
+    Gain and forgetting as "mean [95% CI]"; head-retained forgetting (and the Pareto points on
+    it) only where recorded; n is the gain's pairs, with the forgetting's count where it differs.
+    """
+    out = []
+    for key, cell in table.groupby(["group", "per_class"], sort=False):
+        shown = pd.DataFrame({"arm": cell["arm"]})
+        kinds = [("gain", "gain"), ("forgetting", "forgetting, probe-refit")]
+        head = bool(cell["head_forgetting"].notna().any())
+        kinds += [("head_forgetting", "forgetting, head-retained")] if head else []
+        for name, header in kinds:
+            values = cell[[name, f"{name}_ci_low", f"{name}_ci_high"]].T.values
+            shown[f"{header} [95% Student-t CI]"] = list(map(_signed, *values))
+        shown["n (pairs)"] = list(map(_pairs, cell["n_seeds"], cell["forgetting_n"]))
+        shown["pareto"] = cell["pareto"].map({True: "yes", False: "no"})
+        if head:
+            shown["pareto (head-retained)"] = cell["pareto_head"].map({True: "yes", False: "no"})
+        out.append((key, shown))
+    return out
+
+
 def source_forgetting_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """Two-stage arms' source forgetting, in transfer_metrics.csv's columns.
 

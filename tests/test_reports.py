@@ -65,6 +65,8 @@ def test_report_files_hold_the_numbers(sweep, tmp_path):
         "figures/data_efficiency.png",
         "figures/data_efficiency.svg",
         "figures/forgetting.png",
+        "figures/frontier.png",  # finetune forgets: the learning-forgetting frontier
+        "frontier.csv",
     ):
         assert (out / name).stat().st_size > 0, name
     summary = pd.read_csv(out / "summary.csv")
@@ -78,7 +80,8 @@ def test_report_files_hold_the_numbers(sweep, tmp_path):
     page = index.read_text()
     assert "0.600" in page and "0.900" in page
     assert "NonFiniteLossError" in page  # failed runs are listed
-    assert page.count("data:image/png;base64,") == 2  # self-contained, no network
+    # data efficiency, forgetting, frontier: self-contained, no network
+    assert page.count("data:image/png;base64,") == 3
     assert "http://" not in page and "https://" not in page
     assert (out / "report.pdf").read_bytes().startswith(b"%PDF")
 
