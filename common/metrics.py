@@ -110,12 +110,13 @@ _ALL = (
     Metric(
         "wise/alpha",
         "wise_ft: the interpolation weight of the run's own metrics (declared, or chosen on "
-        "the selection split); 0 = the LP-FT start (linear probe), 1 = the LP-FT fit",
+        "the selection split); 0 = the LP-FT start (linear probe), 1 = the LP-FT fit (a "
+        "setting, not a score: higher_is_better says nothing)",
         True, _RATE, per_cell=False,
     ),
     Metric(
         "wise/target/a",
-        "wise_ft: target test accuracy of the weights interpolated at alpha = a",
+        "wise_ft: target test accuracy of the weights (1 - a) theta_start + a theta_lp_ft",
         True, _RATE, per_cell=False, prefix="wise/target/",
     ),
     Metric(
@@ -139,24 +140,6 @@ _ALL = (
         "b/j",
         "the same probe on a randomly initialised backbone: forward transfer's baseline",
         True, _RATE, per_cell=False, prefix="b/",
-    ),
-    Metric(
-        "wise/target/<alpha>",
-        "target test accuracy of the weight-interpolated model (1 - alpha) theta_pre + alpha "
-        "theta_ft (wise_ft; alpha = 0 is the pretrained backbone, 1 the fine-tuned one)",
-        True, _RATE, per_cell=False, prefix="wise/target/",
-    ),
-    Metric(
-        "wise/source/<alpha>",
-        "probe-refit source test accuracy of the same interpolated model (same probe protocol "
-        "and l2 as source/acc_after)",
-        True, _RATE, per_cell=False, prefix="wise/source/",
-    ),
-    Metric(
-        "wise/alpha",
-        "the interpolation weight wise_ft chose for its own test/acc and source/* numbers (a "
-        "setting, not a score: higher_is_better says nothing)",
-        True, _RATE, per_cell=False,
     ),
 )  # fmt: skip
 

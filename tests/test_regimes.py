@@ -12,7 +12,16 @@ from benchmarks.run import execute, run_context
 from common.cache import stable_hash
 from common.records import read_record
 
-PRETRAINED = ("finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain")
+PRETRAINED = (
+    "finetune",
+    "lp_ft",
+    "linear_probe",
+    "incremental_pretrain",
+    "longer_pretrain",
+    "wise_ft",
+    "l2sp",
+    "ewc",
+)
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
@@ -129,9 +138,9 @@ def _head_inits(monkeypatch) -> list:
 
     seen, real = [], training.classifier_and_batches
 
-    def spy(ctx, backbone, head_init=None, labelled=None):
+    def spy(ctx, backbone, head_init=None, labelled=None, penalty=None):
         seen.append(head_init)
-        return real(ctx, backbone, head_init, labelled)
+        return real(ctx, backbone, head_init, labelled, penalty)
 
     monkeypatch.setattr(training, "classifier_and_batches", spy)
     return seen
