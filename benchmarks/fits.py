@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.inputs import RunContext
 from benchmarks.probing import fit_labelled_probe
 from benchmarks.selecting import Fit, Fitted
+from benchmarks.tracking import Track
 from benchmarks.training import train_classifier
 from lightning_modules import baselines
 from lightning_modules.penalties import AnchorPenalty
@@ -49,18 +50,21 @@ def classifier(
     backbone: torch.nn.Module,
     penalty: AnchorPenalty | None = None,
     keep_start: bool = False,
+    track: Track | None = None,
 ) -> Fit:
     """Backbone + head trained on the labelled examples (``train`` node).
 
     The run's own fit trains ``backbone`` in place (forgetting reads it afterwards); a ``cv``
     fold's fit starts from a copy of it as it was before any fit. ``penalty`` and ``keep_start``
-    apply to every fit (``training.train_classifier``).
+    apply to every fit (``training.train_classifier``), ``track`` to the run's own fit only.
     """
     start = copy.deepcopy(backbone) if ctx.cfg.selection.protocol == "cv" else None
 
     def fit(labelled: torch.Tensor, fold: int | None) -> Fitted:
         if fold is None:
-            trained = train_classifier(ctx, backbone, penalty=penalty, keep_start=keep_start)
+            trained = train_classifier(
+                ctx, backbone, penalty=penalty, keep_start=keep_start, track=track
+            )
         else:
             bb = copy.deepcopy(start)
             trained = train_classifier(ctx, bb, labelled, fold, penalty, keep_start)

@@ -88,10 +88,14 @@ def build_trainer(
     batches: RandomBatches,
     log_dir: Path | None = None,
     checkpoints: Path | None = None,
+    extra: tuple[Callback, ...] = (),
 ) -> L.Trainer:
-    """The Trainer of one fit: the ``trainer`` node plus this fit's steps, logs and checkpoints."""
+    """The Trainer of one fit: the ``trainer`` node plus this fit's steps, logs and checkpoints.
+
+    ``extra``: callbacks of this fit alone (``benchmarks/tracking.py``), after the configured ones.
+    """
     t = cfg.trainer
-    callbacks = [instantiate(node) for node in t.callbacks.values()]
+    callbacks = [instantiate(node) for node in t.callbacks.values()] + list(extra)
     every = t.checkpoint_every
     if every is not None and checkpoints is not None:
         callbacks.append(ResumeState(batches))
@@ -129,6 +133,7 @@ def fit(
     batches: RandomBatches,
     log_dir: Path | None = None,
     checkpoints: Path | None = None,
+    extra: tuple[Callback, ...] = (),
 ) -> None:
     """``len(batches)`` optimiser steps of ``module`` through the configured Trainer.
 
@@ -139,11 +144,12 @@ def fit(
         batches: the seeded batches, one epoch of ``steps``.
         log_dir: the loggers' folder for this fit (``<job>/<fit>``); None logs nothing.
         checkpoints: where ``trainer.checkpoint_every`` saves and whence a re-run resumes.
+        extra: callbacks of this fit alone.
     """
     if cfg.trainer.channels_last:
         module = module.to(memory_format=torch.channels_last)
     module.train()  # the Trainer keeps the mode it finds; a probe may have left eval mode
-    trainer = build_trainer(cfg, batches, log_dir, checkpoints)
+    trainer = build_trainer(cfg, batches, log_dir, checkpoints, extra)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", MID_EPOCH_WARNING)
         trainer.fit(module, train_dataloaders=batches, ckpt_path=last_checkpoint(checkpoints))

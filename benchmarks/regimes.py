@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from benchmarks import anchoring, fits, interpolating, keys
+from benchmarks import anchoring, fits, interpolating, keys, tracking
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
@@ -67,9 +67,14 @@ def _train_and_evaluate(
     backbone: torch.nn.Module,
     penalty: AnchorPenalty | None = None,
     keep_start: bool = False,
+    pre: Pretrained | None = None,
 ) -> tuple[Trained, Scored]:
-    """Train ``backbone`` in place (forgetting reads it after) on the budget; score it."""
-    sc = scored(ctx, fits.classifier(ctx, backbone, penalty, keep_start))
+    """Train ``backbone`` in place (forgetting reads it after) on the budget; score it.
+
+    ``pre``: the pretraining ``backbone`` came from, which ``train.track_every`` scores against.
+    """
+    track = tracking.tracker(ctx, pre)
+    sc = scored(ctx, fits.classifier(ctx, backbone, penalty, keep_start, track))
     return sc.fitted.payload, sc
 
 
@@ -82,7 +87,7 @@ def scratch(ctx: RunContext) -> Outcome:
 
 def _fine_tuned(ctx: RunContext) -> Outcome:
     pre = pretrained(ctx)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone, pre=pre)
     info, compute = pre.info() | trained.info(), pre.compute() | trained.compute()
     return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
 
@@ -107,7 +112,7 @@ def lp_ft(ctx: RunContext) -> Outcome:
 def _anchored(ctx: RunContext) -> Outcome:
     pre = pretrained(ctx)
     pen, pen_info, pen_compute = anchoring.penalty(ctx, pre)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone, pen)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone, pen, pre=pre)
     info = pre.info() | pen_info | trained.info()
     compute = pre.compute() | pen_compute | trained.compute()
     return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
@@ -139,7 +144,7 @@ def wise_ft(ctx: RunContext) -> Outcome:
     record's own metrics are the chosen alpha's. No training beyond the LP-FT fit.
     """
     pre = pretrained(ctx)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone, keep_start=True)
+    trained, sc = _train_and_evaluate(ctx, pre.backbone, keep_start=True, pre=pre)
     curve, _, ev, source, val = interpolating.curve(ctx, pre, trained, sc)
     info = pre.info() | trained.info()
     compute = pre.compute() | trained.compute() | sc.compute
@@ -167,7 +172,7 @@ def linear_probe(ctx: RunContext) -> Outcome:
 def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
     pre = pretrained(ctx)
     cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
-    trained, sc = _train_and_evaluate(ctx, cont.backbone)
+    trained, sc = _train_and_evaluate(ctx, cont.backbone, pre=pre)
     cont_info, cont_compute = continued_facts([cont])
     info = pre.info() | cont_info | trained.info()
     compute = pre.compute() | cont_compute | trained.compute()

@@ -75,8 +75,9 @@ def config_hash(cfg: DictConfig) -> str:
     data.pop("comparisons", None)  # what the report compares, not what a run computes
     data.pop("seed", None)  # shorthand: subset_seed and train_seed hold what it set
     tuning.hashed(data)  # untuned and fixed: the hash a record had before selection existed
-    for node, key in (("model", "factory"), ("train", "module")):  # null: the built-in, and
-        if key in data.get(node, {}) and data[node][key] is None:  # the hash it had before
+    # null: the built-in (no tracking), and the hash it had before these keys existed
+    for node, key in (("model", "factory"), ("train", "module"), ("train", "track_every")):
+        if key in data.get(node, {}) and data[node][key] is None:
             data[node].pop(key)
     data["trainer"] = numeric_trainer(data["trainer"])
     return stable_hash(data)

@@ -115,6 +115,7 @@ class TrainConfig:
     augment: bool = MISSING
     head_init: str = MISSING
     module: Any = None  # a _target_ LightningModule class (benchmarks/user_code.py)
+    track_every: int | None = None  # score target and source every N steps (benchmarks/tracking.py)
 
 
 @dataclass

@@ -11,10 +11,12 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from benchmarks import tracking
 from benchmarks.compute import train_step_flops
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext
 from benchmarks.probing import LabelledProbe, fit_labelled_probe
+from benchmarks.tracking import Track
 from benchmarks.user_code import build_module
 from lightning_modules.backbones import clone_state
 from lightning_modules.classifier import ClassifierModule
@@ -37,11 +39,13 @@ class Trained:
     flops: float
     input_stats: dict[str, Any]  # the normalisation the backbone reads (normalization.py)
     start: dict[str, torch.Tensor] | None = None  # the module's weights before the fit (keep_start)
+    track_file: str | None = None  # train.track_every: the rows' file, relative to the job folder
 
     def info(self) -> dict[str, Any]:
         """The record's ``info`` entries of the target fit (the LP-FT probe's among them)."""
         probe = self.probe.info() if self.probe is not None else {}
-        return probe | {"head_init": self.head_init, "input_stats": self.input_stats}
+        track = {"track_file": self.track_file} if self.track_file is not None else {}
+        return probe | track | {"head_init": self.head_init, "input_stats": self.input_stats}
 
     def compute(self) -> dict[str, float]:
         """The record's ``compute`` entries of the target fit."""
@@ -112,6 +116,7 @@ def train_classifier(
     fold: int | None = None,
     penalty: AnchorPenalty | None = None,
     keep_start: bool = False,
+    track: Track | None = None,
 ) -> Trained:
     """Train backbone + head on the labelled budget for ``train.steps`` steps.
 
@@ -121,6 +126,7 @@ def train_classifier(
     ``select`` phase's time); None = the run's own fit on its whole budget. ``penalty``: added to
     the loss (L2-SP, EWC). ``keep_start``: the result holds the module's weights as they were
     before the fit (the head already started), which weight interpolation starts from.
+    ``track``: scores the fit as it goes (``benchmarks/tracking.py``; the run's own fit only).
     """
     cfg, t = ctx.cfg, ctx.cfg.train
     name, phase = ("train", "train") if fold is None else (f"train_fold{fold}", "select")
@@ -138,12 +144,13 @@ def train_classifier(
     run.pop("paths")  # the checkpoint key: everything the fit depends on
     key = run if fold is None else run | {"fold": fold}
     with ctx.phase(phase), stage_checkpoints(cfg, name, key) as checkpoints:
-        fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
+        fit(cfg, module, batches, ctx.log_dir(name), checkpoints, (track,) if track else ())
+    track_file = tracking.write(track, ctx.log_dir(name)) if track is not None else None
     step = train_step_flops(
         cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
     )
     samples, flops = t.steps * t.batch_size, float(step * t.steps)
-    return Trained(module, t.head_init, probe, samples, flops, stats, start)
+    return Trained(module, t.head_init, probe, samples, flops, stats, start, track_file)
 
 
 def factory(cfg: DictConfig) -> str | None:

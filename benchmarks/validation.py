@@ -204,6 +204,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         warmup = cfg[node].warmup_fraction
         _check(0 <= warmup < 1, f"{node}.warmup_fraction", warmup, "0 <= fraction < 1")
     if "train" in reads[cfg.regime.name]:
+        every = cfg.train.track_every
+        _check(every is None or every >= 1, "train.track_every", every, "null or an int >= 1")
         name = cfg.regime.name
         allowed = HEAD_INIT_OF.get(name)
         _check(

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from common.records import RunRecord
-from reports import claims, pdf, perclass, plots, render, setup, tables, training, tuning
+from reports import claims, pdf, perclass, plots, render, setup, tables, tracks, training, tuning
 from reports.aggregate import CI_METHOD, summarize, with_costs
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
@@ -42,6 +42,7 @@ OPTIONAL_FIGURES = (
     "forgetting_tradeoff",
     "training_curves",
     "frontier",
+    "forgetting_over_training",
 )
 METHODS = {
     "claim": CLAIM_METHOD,
@@ -143,6 +144,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     figures |= selection["figures"]
     front = frontier_section(runs, summary, records, out)  # frontier.csv, its figure and tables
     figures |= {} if front["figure"] is None else {"frontier": front["figure"]}
+    if (tracked := tracks.figure(runs)) is not None:
+        figures["forgetting_over_training"] = tracked
     # the median runs' loss curves; a stage's builder may be any trial
     curves = training.section(runs, picked, baselines, (tuned.trials, records))
     if (curve_figure := curves.pop("figure")) is not None:

@@ -60,8 +60,9 @@ def _row(path: Path, rec: RunRecord) -> dict:
     row.update({f"seconds/{k}": v for k, v in rec.seconds.items()})
     row.update({f"compute/{k}": v for k, v in rec.compute.items()})
     info = rec.info
-    for stage in ("pretrain", "continued_pretrain"):
+    for stage in ("pretrain", "continued_pretrain", "fisher"):  # shared stages: amortised costs
         row[f"{stage}_hash"] = info.get(f"{stage}_hash")
+    row["track_file"] = info.get("track_file")  # train.track_every: reports/tracks.py
     row["overrides"] = settings(rec.job.get("overrides", []))
     row |= selection_columns(rec.selection)
     if "stream_domains" in info:

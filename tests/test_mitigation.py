@@ -179,7 +179,9 @@ def test_l2sp_at_strength_zero_is_finetune_and_a_strong_penalty_holds_the_weight
         if regime != "finetune":
             pen, _, _ = anchoring.penalty(ctx, pretrained_backbone(ctx))
         train_classifier(ctx, backbone, penalty=pen)
-        return sum(float((p - s).pow(2).sum()) for p, s in zip(backbone.parameters(), start))
+        return sum(
+            float((p - s).pow(2).sum()) for p, s in zip(backbone.parameters(), start, strict=True)
+        )
 
     free_move = moved("finetune")
     assert moved("l2sp", "l2sp.strength=1000") < free_move
