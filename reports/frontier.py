@@ -1,4 +1,4 @@
-"""The learning-forgetting frontier: per budget, target gain against source loss (issue 17).
+"""The learning-forgetting frontier: per budget, target gain against source loss.
 
 Why a frontier and not two tables: an arm that forgets less (a frozen probe, WiSE-FT's weight
 interpolation, L2-SP, EWC) usually also gains less, so neither number alone ranks the arms. A point
