@@ -51,12 +51,13 @@ def _val(ctx: RunContext, module: Any, test: Evaluated) -> dict[str, float]:
 
 def curve(
     ctx: RunContext, pre: Pretrained, trained: Trained, sc: Scored
-) -> tuple[dict[str, float], float, Evaluated, dict[str, float], dict[str, float]]:
+) -> tuple[dict[str, float], Evaluated, dict[str, float], dict[str, float]]:
     """Score every alpha; leave the module at the chosen one.
 
-    Returns the curve's metrics, the chosen alpha, its test evaluation, its source metrics
-    (``probing.forgetting``) and its validation metrics. ``sc`` is the LP-FT fit's own scoring:
-    alpha = 1 is that fit, so its numbers are reused rather than recomputed.
+    Returns the curve's metrics (``wise/alpha`` the chosen alpha among them), the chosen alpha's
+    test evaluation, its source metrics (``probing.forgetting``) and its validation metrics.
+    ``sc`` is the LP-FT fit's own scoring: with interpolated BatchNorm statistics alpha = 1 is
+    that fit, so its test numbers are reused rather than recomputed.
     """
     assert trained.start is not None  # wise_ft trains with keep_start
     module, w = trained.module, ctx.cfg.wise_ft
@@ -70,11 +71,11 @@ def curve(
     with ctx.phase("eval"):
         for alpha in alphas:
             _load(ctx, module, interpolate(trained.start, end, alpha))
-            tests[alpha] = (
-                sc.evaluated
-                if alpha == 1.0
-                else evaluate(ctx, module.predict_logits(ctx.target.x_test.to(ctx.device)))
-            )
+            if alpha == 1.0 and w.batchnorm == "interpolate":
+                tests[alpha] = sc.evaluated
+            else:
+                logits = module.predict_logits(ctx.target.x_test.to(ctx.device))
+                tests[alpha] = evaluate(ctx, logits)
             vals[alpha] = _val(ctx, module, tests[alpha])
             key = alpha_key(alpha)
             metrics[f"wise/target/{key}"] = tests[alpha].metrics["test/acc"]
@@ -86,7 +87,7 @@ def curve(
     _load(ctx, module, interpolate(trained.start, end, chosen))
     source = forgetting(ctx, pre, module.backbone)
     metrics["wise/alpha"] = chosen
-    return metrics, chosen, tests[chosen], source, vals[chosen]
+    return metrics, tests[chosen], source, vals[chosen]
 
 
 def _load(ctx: RunContext, module: Any, state: dict) -> None:

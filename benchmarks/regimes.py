@@ -145,7 +145,7 @@ def wise_ft(ctx: RunContext) -> Outcome:
     """
     pre = pretrained(ctx)
     trained, sc = _train_and_evaluate(ctx, pre.backbone, keep_start=True, pre=pre)
-    curve, _, ev, source, val = interpolating.curve(ctx, pre, trained, sc)
+    curve, ev, source, val = interpolating.curve(ctx, pre, trained, sc)
     info = pre.info() | trained.info()
     compute = pre.compute() | trained.compute() | sc.compute
     metrics = ev.metrics | val | source | curve

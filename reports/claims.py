@@ -1,11 +1,13 @@
 """Findings as rows: one per pre-declared claim, tested, Holm-corrected; sentences from the rows.
 
-Three families, each fixed before the numbers are seen (``reports.family``):
+Four families, each fixed before the numbers are seen (``reports.family``):
 
 * primary: the paired AULC difference of every declared comparison (all groups together);
 * secondary: every declared comparison at every budget (test accuracy);
 * forgetting: per pretrained arm, the AULC-style average of probe-refit source forgetting over
-  the budgets, against 0.
+  the budgets, against 0;
+* forgetting differences: the same average, paired, for every declared comparison whose two
+  arms both record forgetting (does a mitigation forget less than the regime it modifies?).
 
 Holm runs within a family. A difference is claimed only when its Holm-adjusted paired-t p < 0.05
 and its t interval excludes 0. ``findings.csv`` holds the rows; the HTML prints sentences made
@@ -35,6 +37,10 @@ T_ROW = (
 PRIMARY = "primary: AULC difference of every declared comparison"
 SECONDARY = "secondary: every declared comparison at every budget"
 FORGETTING = "forgetting: AULC-style source forgetting of every pretrained arm against 0"
+FORGETTING_PAIRS = (
+    "forgetting differences: AULC-style source forgetting of every declared comparison whose "
+    "arms both record it"
+)
 AULC_TEXT = "AULC (log budget axis, normalised, per unit)"
 
 
@@ -116,8 +122,29 @@ def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str])
             row["budgets"] = ",".join(grid(rows).index)
             forgetting.append(row)
     rows = _family(primary, PRIMARY) + _family(secondary, SECONDARY)
-    rows += _family(forgetting, FORGETTING)
+    rows += _family(forgetting, FORGETTING) + _family(
+        _forgetting_pairs(ok, comps), FORGETTING_PAIRS
+    )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _forgetting_pairs(ok: pd.DataFrame, comps: list[Comparison]) -> list[dict]:
+    """The paired AULC of source forgetting for each comparison whose two arms both record it."""
+    if "source/forgetting" not in ok:
+        return []
+    has = ok[ok["source/forgetting"].notna()]
+    # a frozen backbone forgets exactly 0: the difference would repeat the other arm's own claim
+    arms = set(has.loc[has["source/forgetting"].ne(0), "arm"])
+    rows = []
+    for group in sorted({c.group for c in comps}):
+        pairs = [c for c in comps if c.group == group and {c.a, c.b} <= arms]
+        if not pairs:
+            continue
+        per_unit = unit_aulc(has, group, "source/forgetting")
+        for comp in pairs:
+            row = _aulc_row(has, comp, per_unit, "source/forgetting")
+            rows.append(row | {"comparison": f"{comp.label}: source forgetting"})
+    return rows
 
 
 def _budget(per_class: str) -> str:
@@ -145,9 +172,12 @@ def _where(r) -> str:
 
 def aulc_sentence(r) -> str:
     """One primary or forgetting claim, with its interval and tests."""
-    if r.metric == "source/forgetting":
+    if r.metric == "source/forgetting" and r.b == "0":
         what = f"{r.a}: source forgetting (probe-refit), averaged over budgets{_where(r)}"
         verbs = {"higher": "it forgets", "lower": "it gains source accuracy"}
+    elif r.metric == "source/forgetting":
+        what = f"{r.comparison} (probe-refit, averaged over budgets){_where(r)}"
+        verbs = {"higher": f"{r.a} forgets more", "lower": f"{r.a} forgets less"}
     else:
         what = f"{r.comparison}, {AULC_TEXT}{_where(r)}"
         verbs = {"higher": f"{r.a} is higher", "lower": f"{r.a} is lower"}
@@ -208,7 +238,9 @@ def sentences(rows: pd.DataFrame) -> list[str]:
     secondary = rows[rows["family"].str.startswith(SECONDARY)]
     for _, group in secondary.groupby(["group", "comparison"], sort=False):
         out.append(budget_sentence(group))
-    out += [aulc_sentence(r) for r in rows[rows["family"].str.startswith(FORGETTING)].itertuples()]
+    for family in (FORGETTING, FORGETTING_PAIRS):
+        of = rows[rows["family"].str.startswith(family)]
+        out += [aulc_sentence(r) for r in of.itertuples()]
     return out
 
 

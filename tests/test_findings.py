@@ -239,6 +239,43 @@ def test_the_forgetting_family_leaves_out_a_frozen_backbone(tmp_path):
                 write_dict(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
     out = build_report([tmp_path / "s"], tmp_path / "report").parent
     rows = pd.read_csv(out / "findings.csv", keep_default_na=False)
-    forgetting = rows[rows["family"].str.startswith("forgetting")]
+    forgetting = rows[rows["family"].str.startswith("forgetting:")]
     assert list(forgetting["comparison"]) == ["finetune: source forgetting"]
     assert "Holm over 1 tests" in forgetting["family"].iloc[0]
+
+
+def test_declared_pairs_whose_arms_both_forget_get_a_paired_forgetting_claim(tmp_path):
+    """ewc - finetune on forgetting: the paired mean of per-unit AULCs, scipy's paired t."""
+    rng = np.random.default_rng(3)
+    comparisons = {
+        "references": ["scratch"],
+        "pretrained": ["finetune", "ewc", "linear_probe"],
+        "pairs": [["ewc", "finetune"], ["finetune", "linear_probe"]],
+    }
+    forgets = {}
+    for regime in ("finetune", "ewc", "linear_probe", "scratch"):
+        for seed in range(6):
+            level = {"finetune": 0.03, "ewc": 0.01}.get(regime, 0.0) + rng.normal(0, 0.004)
+            for k in BUDGETS:
+                rec = synthetic_record(regime, int(k), seed, 0.7 + 0.01 * seed)
+                if regime in ("finetune", "ewc"):  # the same forgetting at every budget
+                    rec["metrics"]["source/forgetting"] = forgets[regime, seed] = level
+                elif regime == "linear_probe":
+                    rec["metrics"]["source/forgetting"] = 0.0
+                rec["config"]["comparisons"] = comparisons
+                rec["subset_seed"] = rec["train_seed"] = seed
+                write_dict(tmp_path / "s" / f"{regime}-{k}-{seed}" / "record.json", rec)
+    out = build_report([tmp_path / "s"], tmp_path / "report").parent
+    rows = pd.read_csv(out / "findings.csv", keep_default_na=False)
+    pairs = rows[rows["family"].str.startswith("forgetting differences")]
+    # finetune - linear_probe would repeat finetune's own claim (the probe forgets 0): left out
+    assert list(pairs["comparison"]) == ["ewc - finetune: source forgetting"]
+    a = np.array([forgets["ewc", s] for s in range(6)])
+    b = np.array([forgets["finetune", s] for s in range(6)])
+    row = pairs.iloc[0]
+    assert float(row["estimate"]) == pytest.approx((a - b).mean(), abs=1e-9)
+    assert float(row["p_raw"]) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-6)
+    assert row["verdict"] == "lower"
+    page = html.unescape((out / "index.html").read_text())
+    assert "ewc - finetune: source forgetting (probe-refit, averaged over budgets)" in page
+    assert "ewc forgets less" in page

@@ -87,6 +87,17 @@ def test_wise_ft_chooses_alpha_on_the_holdout(compose_cfg, tmp_path):
     assert m["test/acc"] == m[f"wise/target/{best:g}"]
 
 
+def test_wise_ft_can_recompute_batchnorm_statistics_on_the_budget(compose_cfg, tmp_path):
+    common = ("regime=wise_ft", "budget.per_class=3", "train.steps=6")
+    kept = execute(compose_cfg(*common), tmp_path / "kept").metrics
+    redone = execute(compose_cfg(*common, "wise_ft.batchnorm=recompute"), tmp_path / "redone")
+    assert redone.status == "ok", redone.error
+    m = redone.metrics
+    assert m["test/acc"] == m["wise/target/0.5"]
+    # statistics of 15 labelled target images instead of the pretraining's: another network
+    assert any(m[f"wise/target/{a}"] != kept[f"wise/target/{a}"] for a in ("0", "0.5", "1"))
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
