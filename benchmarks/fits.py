@@ -55,8 +55,8 @@ def classifier(
     """Backbone + head trained on the labelled examples (``train`` node).
 
     The run's own fit trains ``backbone`` in place (forgetting reads it afterwards); a ``cv``
-    fold's fit starts from a copy of it as it was before any fit. ``penalty`` and ``keep_start``
-    apply to every fit (``training.train_classifier``), ``track`` to the run's own fit only.
+    fold's fit starts from a copy of it as it was before any fit. ``penalty`` applies to every
+    fit (``training.train_classifier``), ``keep_start`` and ``track`` to the run's own fit only.
     """
     start = copy.deepcopy(backbone) if ctx.cfg.selection.protocol == "cv" else None
 
@@ -67,7 +67,7 @@ def classifier(
             )
         else:
             bb = copy.deepcopy(start)
-            trained = train_classifier(ctx, bb, labelled, fold, penalty, keep_start)
+            trained = train_classifier(ctx, bb, labelled, fold, penalty)
 
         def predict(rows: torch.Tensor | None) -> torch.Tensor:
             t = ctx.target

@@ -1,57 +1,35 @@
 """The regimes: plain functions from a run's context to its outcome, dispatched by name.
 
-Adding a regime is one function here, one entry in ``REGIMES`` and one ``conf/regime/*.yaml``
-whose ``name`` is the key. Each returns an :class:`Outcome`: metrics ``{"test/acc",
-"test/f1_macro", "test/ece"}`` and, when it starts from a pretrained backbone, the source accuracy
-before/after (``probing.forgetting``); and the record's ``info`` and ``compute``, assembled here
-from the typed results its stages returned.
+Adding a regime is one function (here, or in a module of its own: ``anchoring``,
+``interpolating``), one entry in ``REGIMES`` and one ``conf/regime/*.yaml`` whose ``name`` is
+the key. Each returns an :class:`Outcome`: metrics ``{"test/acc", "test/f1_macro",
+"test/ece"}`` and, when it starts from a pretrained backbone, the source accuracy before/after
+(``probing.forgetting``); and the record's ``info`` and ``compute``, assembled from the typed
+results its stages returned.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
 
-from benchmarks import anchoring, fits, interpolating, keys, tracking
+from benchmarks import anchoring, fits, interpolating, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
 from benchmarks.probing import forgetting, pretrained_features, probe_accuracy
+from benchmarks.results import Outcome, outcome_of, train_and_evaluate
 from benchmarks.selecting import Scored, scored
-from benchmarks.training import Trained
+from benchmarks.validation import MITIGATIONS
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
-from lightning_modules.penalties import AnchorPenalty
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import materialize
-
-Metrics = dict[str, float]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What a regime hands the record: its metrics, ``info``, ``compute`` and the confusion.
-
-    ``selection``: the data-dependent facts of its validation (folds, defaulted).
-    """
-
-    metrics: Metrics
-    info: dict[str, Any] = field(default_factory=dict)
-    compute: dict[str, float] = field(default_factory=dict)
-    confusion: list[list[int]] | None = None
-    selection: dict[str, Any] = field(default_factory=dict)
-
-
-def _outcome(
-    sc: Scored, info: dict[str, Any], compute: dict[str, float], extra: Metrics | None = None
-) -> Outcome:
-    metrics = sc.evaluated.metrics | sc.val | (extra or {})
-    return Outcome(metrics, info, compute | sc.compute, sc.evaluated.confusion, sc.selection)
 
 
 def _probe_outcome(
@@ -62,34 +40,18 @@ def _probe_outcome(
     return sc, sc.fitted.payload.info()
 
 
-def _train_and_evaluate(
-    ctx: RunContext,
-    backbone: torch.nn.Module,
-    penalty: AnchorPenalty | None = None,
-    keep_start: bool = False,
-    pre: Pretrained | None = None,
-) -> tuple[Trained, Scored]:
-    """Train ``backbone`` in place (forgetting reads it after) on the budget; score it.
-
-    ``pre``: the pretraining ``backbone`` came from, which ``train.track_every`` scores against.
-    """
-    track = tracking.tracker(ctx, pre)
-    sc = scored(ctx, fits.classifier(ctx, backbone, penalty, keep_start, track))
-    return sc.fitted.payload, sc
-
-
 def scratch(ctx: RunContext) -> Outcome:
     """Random init, everything trained on the labelled budget."""
     backbone = new_backbone(ctx.cfg, ctx.cfg.train_seed).to(ctx.device)
-    trained, sc = _train_and_evaluate(ctx, backbone)
-    return _outcome(sc, trained.info(), trained.compute())
+    trained, sc = train_and_evaluate(ctx, backbone)
+    return outcome_of(sc, trained.info(), trained.compute())
 
 
 def _fine_tuned(ctx: RunContext) -> Outcome:
     pre = pretrained(ctx)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone, pre=pre)
+    trained, sc = train_and_evaluate(ctx, pre.backbone, pre=pre)
     info, compute = pre.info() | trained.info(), pre.compute() | trained.compute()
-    return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
+    return outcome_of(sc, info, compute, forgetting(ctx, pre, pre.backbone))
 
 
 def finetune(ctx: RunContext) -> Outcome:
@@ -109,49 +71,6 @@ def lp_ft(ctx: RunContext) -> Outcome:
     return _fine_tuned(ctx)
 
 
-def _anchored(ctx: RunContext) -> Outcome:
-    pre = pretrained(ctx)
-    pen, pen_info, pen_compute = anchoring.penalty(ctx, pre)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone, pen, pre=pre)
-    info = pre.info() | pen_info | trained.info()
-    compute = pre.compute() | pen_compute | trained.compute()
-    return _outcome(sc, info, compute, forgetting(ctx, pre, pre.backbone))
-
-
-def l2sp(ctx: RunContext) -> Outcome:
-    """Fine-tuning with L2-SP (Li et al. 2018): ``(l2sp.strength/2)*||theta - theta_pre||^2``.
-
-    The penalty pulls the backbone toward its pretrained weights instead of toward zero; the
-    rest is the ``finetune`` recipe (``train`` node), so strength 0 is ``finetune`` exactly.
-    """
-    return _anchored(ctx)
-
-
-def ewc(ctx: RunContext) -> Outcome:
-    """Fine-tuning with EWC (Kirkpatrick et al. 2017): the L2-SP distance weighted by the Fisher.
-
-    The diagonal Fisher of the source task at the pretrained weights (``benchmarks/anchoring.py``)
-    weights each parameter's squared move, times ``ewc.strength / 2``.
-    """
-    return _anchored(ctx)
-
-
-def wise_ft(ctx: RunContext) -> Outcome:
-    """WiSE-FT (Wortsman et al. 2022): LP-FT, then weights interpolated toward its start.
-
-    ``theta(alpha) = (1 - alpha) * theta_start + alpha * theta_lp_ft`` for each alpha of
-    ``wise_ft.alphas``, scored on target and source (``benchmarks/interpolating.py``); the
-    record's own metrics are the chosen alpha's. No training beyond the LP-FT fit.
-    """
-    pre = pretrained(ctx)
-    trained, sc = _train_and_evaluate(ctx, pre.backbone, keep_start=True, pre=pre)
-    curve, ev, source, val = interpolating.curve(ctx, pre, trained, sc)
-    info = pre.info() | trained.info()
-    compute = pre.compute() | trained.compute() | sc.compute
-    metrics = ev.metrics | val | source | curve
-    return Outcome(metrics, info, compute, ev.confusion, sc.selection)
-
-
 def linear_probe(ctx: RunContext) -> Outcome:
     """Pretrained and frozen; a logistic-regression probe on cached features.
 
@@ -166,18 +85,18 @@ def linear_probe(ctx: RunContext) -> Outcome:
         "source/acc_after": pre.source_acc,
         "source/forgetting": 0.0,
     }
-    return _outcome(sc, pre.info() | feats.info() | probe_info, pre.compute(), source)
+    return outcome_of(sc, pre.info() | feats.info() | probe_info, pre.compute(), source)
 
 
 def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
     pre = pretrained(ctx)
     cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
-    trained, sc = _train_and_evaluate(ctx, cont.backbone, pre=pre)
+    trained, sc = train_and_evaluate(ctx, cont.backbone, pre=pre)
     cont_info, cont_compute = continued_facts([cont])
     info = pre.info() | cont_info | trained.info()
     compute = pre.compute() | cont_compute | trained.compute()
     extra = forgetting(ctx, pre, cont.backbone) | {"source/acc_after_continued": cont.source_acc}
-    return _outcome(sc, info, compute, extra)
+    return outcome_of(sc, info, compute, extra)
 
 
 def incremental_pretrain(ctx: RunContext) -> Outcome:
@@ -258,7 +177,7 @@ def pixels(ctx: RunContext) -> Outcome:
     flat_train = materialize(ctx.target.x_train).flatten(1).to(ctx.device)
     flat_test = materialize(ctx.target.x_test).flatten(1).to(ctx.device)
     sc, probe_info = _probe_outcome(ctx, flat_train, flat_test)
-    return _outcome(sc, probe_info, {})
+    return outcome_of(sc, probe_info, {})
 
 
 def _baseline(ctx: RunContext, name: str) -> Outcome:
@@ -275,7 +194,7 @@ def _baseline(ctx: RunContext, name: str) -> Outcome:
         "baseline_cv_acc": chosen.cv_acc,
         "baseline_at_edge": chosen.at_edge,
     }
-    out = _outcome(sc, info, {})
+    out = outcome_of(sc, info, {})
     return replace(out, selection=out.selection | trial_values_used(ctx.cfg, name, chosen.params))
 
 
@@ -315,7 +234,6 @@ def label_spreading(ctx: RunContext) -> Outcome:
     return _baseline(ctx, "label_spreading")
 
 
-MITIGATION_NODES = ("wise_ft", "l2sp", "ewc")  # each the node of the regime of its name
 # The stage nodes of the config each regime reads. Validation requires them complete; the
 # config hash leaves the others out, so changing ``train.steps`` does not re-run ``pixels``.
 READS: dict[str, tuple[str, ...]] = {
@@ -340,7 +258,7 @@ STAGE_NODES = (
     "train",
     "stream",
     *baselines.BASELINES,
-    *MITIGATION_NODES,
+    *MITIGATIONS,
 )
 
 REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
@@ -350,9 +268,9 @@ REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "linear_probe": linear_probe,
     "incremental_pretrain": incremental_pretrain,
     "longer_pretrain": longer_pretrain,
-    "wise_ft": wise_ft,
-    "l2sp": l2sp,
-    "ewc": ewc,
+    "wise_ft": interpolating.wise_ft,
+    "l2sp": anchoring.l2sp,
+    "ewc": anchoring.ewc,
     "pixels": pixels,
     "svm": svm,
     "knn": knn,

@@ -15,6 +15,7 @@ from typing import Any
 from omegaconf import MISSING
 
 from benchmarks.baseline_config import KnnConfig, LabelSpreadingConfig, SvmConfig
+from benchmarks.mitigation_config import EwcConfig, L2spConfig, WiseFtConfig
 
 
 @dataclass
@@ -115,31 +116,7 @@ class TrainConfig:
     augment: bool = MISSING
     head_init: str = MISSING
     module: Any = None  # a _target_ LightningModule class (benchmarks/user_code.py)
-    track_every: int | None = None  # score target and source every N steps (benchmarks/tracking.py)
-
-
-@dataclass
-class WiseFtConfig:
-    """WiSE-FT's interpolation (``benchmarks/interpolating.py``): the curve and the run's alpha."""
-
-    alphas: list[float] = MISSING  # each scored on target and source: the record's curve
-    alpha: float | None = None  # the run's own metrics; null = chosen on the selection split
-    batchnorm: str = MISSING  # interpolate (with the weights) | recompute (on the labelled images)
-
-
-@dataclass
-class L2spConfig:
-    """L2-SP: ``(strength / 2) * ||theta - theta_pretrained||^2`` added to the target loss."""
-
-    strength: float = MISSING
-
-
-@dataclass
-class EwcConfig:
-    """EWC: the L2-SP distance weighted by the source task's diagonal Fisher."""
-
-    strength: float = MISSING
-    fisher_samples: int | None = None  # source train images the Fisher averages; null = all
+    track_every: int | None = MISSING  # score target and source every N steps (tracking.py)
 
 
 @dataclass

@@ -66,6 +66,26 @@ def _metrics(acc: float, loss: float) -> dict[str, float]:
     return {"val/acc": acc, "val/loss": loss}
 
 
+def validation_of(
+    ctx: RunContext, predict: Predict, test_logits: torch.Tensor, evaluated: Evaluated
+) -> dict[str, float]:
+    """``val/*`` of one fitted model under ``fixed``, ``oracle`` or ``holdout`` (no refits).
+
+    ``wise_ft`` scores each interpolated model with it, so its alphas are validated exactly as
+    every other regime's fit is.
+    """
+    s = ctx.cfg.selection
+    assert s.protocol != "cv"  # cv refits the regime: _validation
+    if s.protocol == "fixed":
+        return {}
+    if s.protocol == "oracle":
+        _, loss = scores(test_logits, ctx.target.y_test)  # the test metric itself, to the bit
+        return _metrics(evaluated.metrics["test/acc"], loss)
+    assert ctx.holdout is not None  # preflight.prepare drew it
+    with ctx.phase("select"):
+        return _metrics(*scores(predict(ctx.holdout), ctx.target.y_train[ctx.holdout]))
+
+
 def _validation(
     ctx: RunContext,
     fit: Fit,
@@ -75,16 +95,8 @@ def _validation(
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, float]]:
     """``val/*``, the selection facts, and the compute of fold fits (deep regimes under cv)."""
     s, y_train = ctx.cfg.selection, ctx.target.y_train
-    if s.protocol == "fixed":
-        return {}, {}, {}
-    if s.protocol == "oracle":
-        _, loss = scores(test_logits, ctx.target.y_test)  # the test metric itself, to the bit
-        return _metrics(evaluated.metrics["test/acc"], loss), {}, {}
-    if s.protocol == "holdout":
-        assert ctx.holdout is not None  # preflight.prepare drew it
-        with ctx.phase("select"):
-            acc_loss = scores(fitted.predict(ctx.holdout), y_train[ctx.holdout])
-        return _metrics(*acc_loss), {}, {}  # extra_labels: the record counts ctx.holdout
+    if s.protocol != "cv":  # extra_labels: the record counts ctx.holdout
+        return validation_of(ctx, fitted.predict, test_logits, evaluated), {}, {}
     folds = cv_folds(y_train[ctx.labelled], s.folds, ctx.cfg.train_seed)
     if folds is None:  # a class with one labelled example: the declared defaults are the choice
         return {}, {"defaulted": True}, {}

@@ -42,9 +42,17 @@ class Track(Callback):
         self.rows.append({"step": trainer.global_step} | self.measure(module))
         module.train(was_training)  # predict_logits leaves eval mode
 
+    def state_dict(self) -> dict[str, Any]:
+        """The rows so far, kept in a ``trainer.checkpoint_every`` checkpoint."""
+        return {"rows": list(self.rows)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """A resumed fit continues the rows its checkpoint holds."""
+        self.rows = list(state_dict["rows"])
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        """The row of step 0: the fit's start."""
-        if not self.rows:  # a resumed fit keeps the rows it is given
+        """The row of step 0: the fit's start (a resumed fit has it from its checkpoint)."""
+        if not self.rows:
             self._row(trainer, pl_module)
 
     def on_train_batch_end(

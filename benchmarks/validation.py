@@ -28,6 +28,7 @@ HEAD_INITS = ("random", "probe")
 HEAD_INIT_OF = {"finetune": "random", "lp_ft": "probe", "wise_ft": "probe"}
 GRADIENT_NODES = ("pretrain", "continued_pretrain", "train")  # steps, batch_size, warmup
 PENALISED = ("l2sp", "ewc")  # regimes whose loss the built-in ClassifierModule adds a penalty to
+MITIGATIONS = ("wise_ft", *PENALISED)  # each reads the config node of its own name
 
 
 # Continued pretraining on the target is only "incremental" when the target differs from the
@@ -116,53 +117,76 @@ def _check_comparisons(comp: DictConfig, reads: dict[str, tuple[str, ...]]) -> N
             _check(name in reads, "comparisons.pairs", name, allowed)
 
 
+def _check_tracking(cfg: DictConfig) -> None:
+    """``train.track_every`` scores the fit in this process, through the built-in module."""
+    every = cfg.train.track_every
+    if every is None:
+        return
+    _check(every >= 1, "train.track_every", every, "null or an int >= 1")
+    strategy = str(cfg.trainer.strategy)
+    _check(
+        "ddp" not in strategy,
+        "trainer.strategy",
+        strategy,
+        "a single-process strategy with train.track_every (its callback scores in this process)",
+    )
+    _check(
+        cfg.train.module is None,
+        "train.module",
+        cfg.train.module,
+        "null with train.track_every (it scores the built-in module's backbone)",
+    )
+
+
+def _check_wise_ft(cfg: DictConfig) -> None:
+    """``wise_ft``'s curve, its BatchNorm handling, and an alpha the protocol can choose."""
+    n = cfg.wise_ft
+    alphas = list(n.alphas)
+    _check(
+        bool(alphas) and all(0 <= a <= 1 for a in alphas),
+        "wise_ft.alphas",
+        alphas,
+        "a non-empty list of numbers in [0, 1]",
+    )
+    allowed = ("interpolate", "recompute")
+    _check(n.batchnorm in allowed, "wise_ft.batchnorm", n.batchnorm, ", ".join(allowed))
+    protocol = cfg.selection.protocol
+    _check(
+        protocol != "cv",
+        "selection.protocol",
+        protocol,
+        "fixed, holdout or oracle for wise_ft (a cv choice of alpha would need a curve per "
+        "fold, which is not built)",
+    )
+    if n.alpha is None:
+        _check(
+            protocol in ("holdout", "oracle"),
+            "wise_ft.alpha",
+            None,
+            "a number in [0, 1] under selection=fixed (null chooses on a holdout or oracle)",
+        )
+    else:
+        _check(0 <= n.alpha <= 1, "wise_ft.alpha", n.alpha, "null or a number in [0, 1]")
+
+
 def _check_mitigation(cfg: DictConfig, node: str) -> None:
     """The node of ``wise_ft``, ``l2sp`` or ``ewc`` (benchmarks/interpolating.py, anchoring.py)."""
-    n = cfg[node]
+    _check(
+        cfg.train.module is None,
+        "train.module",
+        cfg.train.module,
+        f"null for {node} (it reads the built-in ClassifierModule: its backbone and its loss)",
+    )
     if node == "wise_ft":
-        alphas = list(n.alphas)
-        _check(
-            bool(alphas) and all(0 <= a <= 1 for a in alphas),
-            "wise_ft.alphas",
-            alphas,
-            "a non-empty list of numbers in [0, 1]",
-        )
-        _check(
-            n.batchnorm in ("interpolate", "recompute"),
-            "wise_ft.batchnorm",
-            n.batchnorm,
-            "interpolate, recompute",
-        )
-        protocol = cfg.selection.protocol
-        _check(
-            protocol != "cv",
-            "selection.protocol",
-            protocol,
-            "fixed, holdout or oracle for wise_ft (a cv choice of alpha would need a curve per "
-            "fold, which is not built)",
-        )
-        if n.alpha is None:
-            _check(
-                protocol in ("holdout", "oracle"),
-                "wise_ft.alpha",
-                None,
-                "a number in [0, 1] under selection=fixed (null chooses on a holdout or oracle)",
-            )
-        else:
-            _check(0 <= n.alpha <= 1, "wise_ft.alpha", n.alpha, "null or a number in [0, 1]")
+        _check_wise_ft(cfg)
         return
+    n = cfg[node]
     _check(n.strength >= 0, f"{node}.strength", n.strength, "a number >= 0")
     if node == "ewc":
         samples = n.fisher_samples
         _check(
             samples is None or samples >= 1, "ewc.fisher_samples", samples, "null or an int >= 1"
         )
-    _check(
-        cfg.train.module is None,
-        "train.module",
-        cfg.train.module,
-        f"null for {node} (its penalty is added by the built-in ClassifierModule)",
-    )
 
 
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
@@ -192,7 +216,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
                 f"{node}.{missing[0]} is not set; regime {cfg.regime.name} reads it "
                 f"(set it in conf/regime/{cfg.regime.name}.yaml or as an override)"
             )
-        if node in ("wise_ft", *PENALISED):
+        if node in MITIGATIONS:
             _check_mitigation(cfg, node)
             continue
         if node not in GRADIENT_NODES:  # a baseline's node: svm, knn, label_spreading
@@ -204,8 +228,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         warmup = cfg[node].warmup_fraction
         _check(0 <= warmup < 1, f"{node}.warmup_fraction", warmup, "0 <= fraction < 1")
     if "train" in reads[cfg.regime.name]:
-        every = cfg.train.track_every
-        _check(every is None or every >= 1, "train.track_every", every, "null or an int >= 1")
+        _check_tracking(cfg)
         name = cfg.regime.name
         allowed = HEAD_INIT_OF.get(name)
         _check(

@@ -85,10 +85,12 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
         """Cross-entropy on an augmented batch (plus the penalty); logs it and both rates."""
         x, y = batch
         loss = F.cross_entropy(self(self.augment(x)), y)
-        if self.penalty is not None:
-            loss = loss + self.penalty(self.backbone)
+        extra = None
+        if self.penalty is not None:  # train/loss is the total; train/penalty its penalty part
+            penalty = self.penalty(self.backbone)
+            loss, extra = loss + penalty, {"train/penalty": penalty}
         check_finite(loss, batch_idx)
-        log_step(self, loss, ("lr", "head_lr"))
+        log_step(self, loss, ("lr", "head_lr"), extra)
         return loss
 
     def configure_optimizers(self) -> dict:

@@ -84,8 +84,13 @@ def check_finite(loss: torch.Tensor, step: int) -> None:
         raise NonFiniteLossError(f"train/loss became {loss.item()} at step {step}")
 
 
-def log_step(module: L.LightningModule, loss: torch.Tensor, groups: tuple[str, ...]) -> None:
-    """Log ``train/loss`` and the learning rate of each parameter group (``train/<name>``).
+def log_step(
+    module: L.LightningModule,
+    loss: torch.Tensor,
+    groups: tuple[str, ...],
+    extra: dict[str, torch.Tensor] | None = None,
+) -> None:
+    """Log ``train/loss``, the learning rate of each parameter group (``train/<name>``), ``extra``.
 
     The rates are the ones this step's update uses (the schedule steps after the optimiser), so a
     curve shows warm-up and decay as the fit saw them. The run's loggers (a CSV file by default)
@@ -98,4 +103,4 @@ def log_step(module: L.LightningModule, loss: torch.Tensor, groups: tuple[str, .
         return
     rates = trainer.optimizers[0].param_groups
     values = {f"train/{name}": group["lr"] for name, group in zip(groups, rates, strict=True)}
-    module.log_dict({"train/loss": loss, **values})
+    module.log_dict({"train/loss": loss, **values, **(extra or {})})

@@ -10,8 +10,10 @@ parameters, with ``theta*`` the pretrained weights:
   ``y`` drawn from the model (the "true" Fisher, not the empirical one with the labels), computed
   exactly over ``y`` (a sum over the classes, weighted by ``p(y|x)``) rather than sampled.
 
-The new head is not penalised (it has no pretrained value); AdamW's decoupled weight decay still
-applies to every weight, so at ``strength: 0`` the fit is plain fine-tuning, step for step.
+The new head is not penalised (it has no pretrained value). AdamW's decoupled weight decay toward
+zero still applies to every weight (Li et al. replace it on the backbone by the pull toward
+``theta*``; at the default decay, 0.05 at a peak rate of 1e-3 over 150 steps, it shrinks a weight
+by under 1%), so at ``strength: 0`` the fit is plain fine-tuning, step for step.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.streaming import Images, chunks
 
 Head = Callable[[torch.Tensor], torch.Tensor]  # backbone features -> source-class logits
+# Floats of per-example gradients held at once while the Fisher is computed (800 MB).
+GRADIENT_FLOATS = 200_000_000
 
 
 class AnchorPenalty:
@@ -50,12 +54,22 @@ class AnchorPenalty:
             missing = self.anchor.keys() - importance.keys()
             if missing:
                 raise ValueError(f"importance lacks parameters: {sorted(missing)[:3]}")
-            self.importance = {n: importance[n].to(self.anchor[n]) for n in self.anchor}
+            self.importance = {n: importance[n].detach().to(self.anchor[n]) for n in self.anchor}
+
+    def _to(self, device: torch.device) -> None:
+        """Follow the module: a strategy may move it after the penalty was made (DDP ranks)."""
+        self.anchor = {n: a.to(device) for n, a in self.anchor.items()}
+        if self.importance is not None:
+            self.importance = {n: w.to(device) for n, w in self.importance.items()}
 
     def __call__(self, backbone: nn.Module) -> torch.Tensor:
         """The penalty of ``backbone``'s current parameters (differentiable)."""
-        total = torch.zeros((), device=next(iter(self.anchor.values())).device)
-        for name, param in backbone.named_parameters():
+        params = dict(backbone.named_parameters())
+        device = next(iter(params.values())).device
+        if next(iter(self.anchor.values())).device != device:
+            self._to(device)
+        total = torch.zeros((), device=device)
+        for name, param in params.items():
             diff = (param - self.anchor[name]).pow(2)
             if self.importance is not None:
                 diff = diff * self.importance[name]
@@ -64,21 +78,24 @@ class AnchorPenalty:
 
 
 def diagonal_fisher(
-    backbone: nn.Module, head: Head, images: Images, batch_size: int = 64
+    backbone: nn.Module, head: Head, images: Images, batch_size: int | None = None
 ) -> dict[str, torch.Tensor]:
     """The source task's diagonal Fisher at the backbone's current weights, per parameter name.
 
     ``F_i = (1/N) sum_x sum_y p(y|x) (d log p(y|x) / d theta_i)^2``, with ``p`` the softmax of
     ``head(backbone(x))`` in eval mode (BatchNorm's running statistics: the network as it
     predicts). Per-example gradients come from ``torch.func`` (a Jacobian of the log-probabilities
-    per example, vectorised over a batch), so the expectation over ``y`` is exact. The head is
-    held fixed: only the backbone's parameters get a Fisher.
+    per example, vectorised over a chunk), so the expectation over ``y`` is exact. A Jacobian
+    holds (examples x classes x parameters) floats: ``batch_size`` None sizes the chunk to
+    :data:`GRADIENT_FLOATS` (64 examples of the default model; one for a ResNet-18 with ten
+    classes). One class at a time with ``grad`` would hold less but ran 1.6x slower here. The
+    head is held fixed: only the backbone's parameters get a Fisher.
     """
     stats = stats_of(backbone)
     was_training = backbone.training
     backbone.eval()
     params = {n: p.detach() for n, p in backbone.named_parameters()}
-    buffers = dict(backbone.named_buffers())
+    buffers = {n: b.detach() for n, b in backbone.named_buffers()}
 
     def log_probs(p: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         features = functional_call(backbone, (p, buffers), (x.unsqueeze(0),))
@@ -88,15 +105,23 @@ def diagonal_fisher(
     fisher = {n: torch.zeros_like(p) for n, p in params.items()}
     count = 0
     try:
-        for chunk in chunks(images, batch_size):
+        for chunk in chunks(images, batch_size or _chunk(backbone, head, images, params)):
             x = normalize(chunk, stats)
             with torch.no_grad():
                 prob = torch.softmax(head(backbone(x)), dim=-1)  # (B, K): eval mode, per example
-            jac = per_example(params, x)
-            for name, j in jac.items():
+            for name, j in per_example(params, x).items():
                 weight = prob.reshape(*prob.shape, *([1] * (j.dim() - 2)))
-                fisher[name] += (weight * j.pow(2)).sum(dim=(0, 1))
+                fisher[name] += (weight * j.pow(2)).sum(dim=(0, 1)).detach()
             count += x.shape[0]
     finally:
         backbone.train(was_training)
     return {n: f / max(count, 1) for n, f in fisher.items()}
+
+
+def _chunk(backbone: nn.Module, head: Head, images: Images, params: dict[str, torch.Tensor]) -> int:
+    """Examples per chunk: as many as fit :data:`GRADIENT_FLOATS` (at most 64)."""
+    first = next(iter(chunks(images, 1)))
+    with torch.no_grad():
+        classes = head(backbone(normalize(first, stats_of(backbone)))).shape[-1]
+    size = sum(p.numel() for p in params.values())
+    return max(1, min(64, GRADIENT_FLOATS // (size * classes)))

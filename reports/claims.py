@@ -89,7 +89,7 @@ def _family(rows: list[dict], name: str) -> list[dict]:
 
 
 def claim_rows(ok: pd.DataFrame, comps: list[Comparison], pretrained: list[str]) -> pd.DataFrame:
-    """Every claim of the three families, as findings.csv rows (``ok`` runs with keys)."""
+    """Every claim of the four families, as findings.csv rows (``ok`` runs with keys)."""
     per_unit = {g: unit_aulc(ok, g, "test/acc") for g in {c.group for c in comps}}
     primary = [_aulc_row(ok, c, per_unit[c.group], "test/acc") for c in comps]
     table = wide(ok, "test/acc")

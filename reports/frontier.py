@@ -13,9 +13,10 @@ among, whatever weight a reader gives each side.
   ``comparisons.references`` that has runs in the group (:func:`references`): fixed by the
   declaration, before any number is read, never the reference that makes an arm look best. A
   group without one shows plain ``test/acc`` and says so.
-- wise_ft's alpha-curve, the interpolated models theta(alpha) = (1 - alpha) theta_pre + alpha
-  theta_ft: x = mean over seeds of ``source/acc_before - wise/source/<alpha>``, y = the paired
-  difference ``wise/target/<alpha>`` - the reference's ``test/acc``.
+- wise_ft's alpha-curve, the interpolated models theta(alpha) = (1 - alpha) theta_start + alpha
+  theta_lp_ft (the start: the pretrained backbone with the probe head): x = mean over seeds of
+  ``source/acc_before - wise/source/<alpha>``, y = the paired difference
+  ``wise/target/<alpha>`` - the reference's ``test/acc``.
 
 ``regimebench-report SWEEP_DIR`` writes ``frontier.csv`` and ``figures/frontier.png``.
 """
@@ -43,6 +44,7 @@ LEAD_REGIMES = ("wise_ft", "l2sp", "ewc")  # built to trade gain for forgetting:
 WISE = "wise_ft"
 TARGET, SOURCE = "wise/target/", "wise/source/"
 NO_REFERENCE = "none (plain test/acc)"
+ROUND = 6  # decimals of the means the Pareto comparison reads
 GAIN = ["gain", "gain_ci_low", "gain_ci_high", "n_seeds", "reference"]
 COLUMNS = ["arm", "per_class", *GAIN[:3], "forgetting", "forgetting_ci_low"]
 COLUMNS += ["forgetting_ci_high", "n_seeds", "pareto", "reference"]
@@ -135,7 +137,9 @@ def frontier_table(
     table["pareto"] = table["pareto_head"] = False
     for _, cell in table.groupby(["group", "per_class"]):
         for x, column in (("forgetting", "pareto"), ("head_forgetting", "pareto_head")):
-            table.loc[cell.index, column] = pareto_mask(cell["gain"], cell[x])
+            # rounded: two float32 means that differ in the 9th digit are a tie, not an order
+            gain, loss = cell["gain"].round(ROUND), cell[x].round(ROUND)
+            table.loc[cell.index, column] = pareto_mask(gain, loss)
     rank = {a: i for i, a in enumerate(arm_order(table["arm"], table["regime"]))}
     table = table.assign(_b=budget_order(table["per_class"]), _a=table["arm"].map(rank))
     table = table.sort_values(["group", "_b", "_a"]).drop(columns=["_b", "_a"])
@@ -228,7 +232,7 @@ def _wise_curve(ax: Axes, curve: pd.DataFrame) -> None:
     """wise_ft's interpolated models in alpha order, the two ends named by their alpha."""
     for arm, line in curve.dropna(subset=["x", "y"]).groupby("arm"):
         ax.plot(line["x"], line["y"], ls="-", marker=".", color=COLORS.get(WISE, "black"),
-                alpha=0.7, label=f"{arm}: (1 - α) θ_pre + α θ_ft")  # fmt: skip
+                alpha=0.7, label=f"{arm}: (1 - α) θ_start + α θ_LP-FT")  # fmt: skip
         for end in (line.iloc[0], line.iloc[-1]):
             ax.annotate(f"α={end['alpha_text']}", (end["x"], end["y"]), xytext=(4, 4),
                         textcoords="offset points", fontsize=7)  # fmt: skip

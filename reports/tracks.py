@@ -52,5 +52,8 @@ def figure(runs: pd.DataFrame) -> Figure | None:
         ax.set_xlabel("optimiser step of the target fit")
         ax.grid(alpha=0.3)
     target.legend(fontsize=7)
+    total = int((runs["track_file"].notna() & runs["status"].eq("ok")).sum())
+    shown = f"{len(entries)} tracked runs" + (f" of {total}" if total > len(entries) else "")
+    fig.suptitle(f"Target and source accuracy during the target fit ({shown})")
     fig.tight_layout()
     return fig

@@ -256,10 +256,11 @@ def test_declared_pairs_whose_arms_both_forget_get_a_paired_forgetting_claim(tmp
     for regime in ("finetune", "ewc", "linear_probe", "scratch"):
         for seed in range(6):
             level = {"finetune": 0.03, "ewc": 0.01}.get(regime, 0.0) + rng.normal(0, 0.004)
-            for k in BUDGETS:
+            for i, k in enumerate(BUDGETS):
                 rec = synthetic_record(regime, int(k), seed, 0.7 + 0.01 * seed)
-                if regime in ("finetune", "ewc"):  # the same forgetting at every budget
-                    rec["metrics"]["source/forgetting"] = forgets[regime, seed] = level
+                if regime in ("finetune", "ewc"):  # forgetting that grows with the budget
+                    value = level * (1 + i) + rng.normal(0, 0.002)
+                    rec["metrics"]["source/forgetting"] = forgets[regime, seed, k] = value
                 elif regime == "linear_probe":
                     rec["metrics"]["source/forgetting"] = 0.0
                 rec["config"]["comparisons"] = comparisons
@@ -270,8 +271,13 @@ def test_declared_pairs_whose_arms_both_forget_get_a_paired_forgetting_claim(tmp
     pairs = rows[rows["family"].str.startswith("forgetting differences")]
     # finetune - linear_probe would repeat finetune's own claim (the probe forgets 0): left out
     assert list(pairs["comparison"]) == ["ewc - finetune: source forgetting"]
-    a = np.array([forgets["ewc", s] for s in range(6)])
-    b = np.array([forgets["finetune", s] for s in range(6)])
+    x = np.log([float(n) for n in BUDGETS.values()])
+
+    def unit_aulc(regime: str) -> np.ndarray:  # trapezoid over ln(n), divided by its range
+        curves = [[forgets[regime, s, k] for k in BUDGETS] for s in range(6)]
+        return np.array([np.trapezoid(c, x) / (x[-1] - x[0]) for c in curves])
+
+    a, b = unit_aulc("ewc"), unit_aulc("finetune")
     row = pairs.iloc[0]
     assert float(row["estimate"]) == pytest.approx((a - b).mean(), abs=1e-9)
     assert float(row["p_raw"]) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-6)

@@ -156,8 +156,8 @@ def test_the_registry_knows_the_interpolation_families():
     """wise_ft's records hold them: a record's definitions and ranges come from the registry."""
     held = {"wise/target/0.25": 0.7, "wise/source/1": 0.8, "wise/alpha": 0.5, "test/acc": 0.7}
     assert set(definitions_for(held)) == {
-        "wise/target/<alpha>",
-        "wise/source/<alpha>",
+        "wise/target/a",
+        "wise/source/a",
         "wise/alpha",
         "test/acc",
     }
@@ -165,7 +165,7 @@ def test_the_registry_knows_the_interpolation_families():
 
 
 def _curve_line(fig):
-    lines = [line for ax in fig.axes for line in ax.get_lines() if "θ_pre" in line.get_label()]
+    lines = [line for ax in fig.axes for line in ax.get_lines() if "θ_start" in line.get_label()]
     texts = {t.get_text() for ax in fig.axes for t in ax.texts}
     return lines, texts
 
