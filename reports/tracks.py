@@ -36,8 +36,9 @@ def figure(runs: pd.DataFrame) -> Figure | None:
     entries = tracked(runs)
     if not entries:
         return None
-    fig = Figure(figsize=(10, 3.8))
+    fig = Figure(figsize=(10, 4), layout="constrained")
     target, source = fig.subplots(1, 2, sharex=True)
+    heads = False
     for row, track in entries:
         label = f"{row['arm']} @ {row['per_class']}/class, seed {row['seed']}"
         color = COLORS.get(row["regime"], "black")
@@ -46,14 +47,15 @@ def figure(runs: pd.DataFrame) -> Figure | None:
             source.plot(track["step"], track["source_acc"], color=color, marker=".", label=label)
         if "source_head_acc" in track:
             source.plot(track["step"], track["source_head_acc"], color=color, ls="--")
+            heads = True
     target.set_ylabel("target test accuracy")
-    source.set_ylabel("source accuracy (probe-refit; dashed: source head)")
+    source.set_ylabel("source accuracy, probe-refit" + ("; dashed: source head" if heads else ""))
     for ax in (target, source):
         ax.set_xlabel("optimiser step of the target fit")
         ax.grid(alpha=0.3)
     target.legend(fontsize=7)
     total = int((runs["track_file"].notna() & runs["status"].eq("ok")).sum())
-    shown = f"{len(entries)} tracked runs" + (f" of {total}" if total > len(entries) else "")
+    runs_text = f"{len(entries)} tracked run{'s' if len(entries) > 1 else ''}"
+    shown = runs_text + (f" of {total}" if total > len(entries) else "")
     fig.suptitle(f"Target and source accuracy during the target fit ({shown})")
-    fig.tight_layout()
     return fig
