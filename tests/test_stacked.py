@@ -77,7 +77,13 @@ def test_stacked_and_separate_fits_give_the_same_test_logits(fits):
     for (a, _), (b, _), ctx in zip(separate, stacked, ctxs, strict=True):
         la, lb = a.predict_logits(ctx.target.x_test), b.predict_logits(ctx.target.x_test)
         torch.testing.assert_close(lb, la, atol=LOGIT_TOL, rtol=0)
-        assert torch.equal(la.argmax(1), lb.argmax(1))
+        # logits within LOGIT_TOL decide the class wherever the top two are further apart than
+        # twice that; nearer, it is a tie either may break (one test image at a margin of 2e-5
+        # on an AVX512 machine)
+        top = la.topk(2, dim=1).values
+        decided = top[:, 0] - top[:, 1] > 2 * LOGIT_TOL
+        assert decided.float().mean() > 0.5  # most images are decided: the check is not empty
+        assert torch.equal(la.argmax(1)[decided], lb.argmax(1)[decided])
 
 
 def test_a_layer_that_mixes_channels_is_refused():
