@@ -1,4 +1,4 @@
-"""Schemas and checks of the classical baselines' nodes: ``svm``, ``knn``, ``label_spreading``.
+"""Schemas and checks of the classical baselines' nodes: svm, knn, label_spreading, tfidf.
 
 Like ``train``, each is a top-level node filled by its regime's YAML (``conf/regime/<name>.yaml``)
 and read only by that regime, so changing a k-NN grid re-runs nothing else. Defaults live in the
@@ -48,6 +48,14 @@ class LabelSpreadingConfig:
     max_iter: int = MISSING
 
 
+@dataclass
+class TfidfConfig:
+    """Text's floor: TF-IDF of character n-grams, then the suite's logistic-regression probe."""
+
+    ngram_max: int = MISSING  # character n-grams of 1..ngram_max characters
+    max_features: int = MISSING  # the most frequent n-grams kept
+
+
 Problem = tuple[str, object, str]  # (key, value, what is allowed)
 
 
@@ -65,6 +73,8 @@ def _positive(name: str, node: DictConfig, keys: tuple[str, ...]) -> Problem | N
 
 def problem(name: str, node: DictConfig) -> Problem | None:
     """The first value of a baseline node that cannot run, or None."""
+    if name == "tfidf":
+        return _positive(name, node, ("ngram_max", "max_features"))
     if name == "svm":
         return _positive(name, node, ("c_grid", "gamma_grid", "default_c", "default_gamma"))
     if name == "knn":

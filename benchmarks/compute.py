@@ -31,7 +31,8 @@ from torch.utils import flop_counter
 from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone
 from lightning_modules.classifier import ClassifierModule
-from lightning_modules.normalization import InputStats, with_stats
+from lightning_modules.language_models import build_text_backbone
+from lightning_modules.normalization import TOKEN_IDS, InputStats, with_stats
 
 aten = torch.ops.aten
 
@@ -110,6 +111,24 @@ def train_step_flops(
         backbone = with_stats(backbone, InputStats((0.0,), (1.0,), "FLOPs only"))
         module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
         x = torch.rand(batch_size, 1, image_size, image_size)
+    y = torch.arange(batch_size) % num_classes
+    with flop_counter_mode() as counter:
+        F.cross_entropy(module(x), y).backward()
+    return int(counter.get_total_flops())
+
+
+@functools.lru_cache(maxsize=32)
+def text_step_flops(text: str, length: int, batch_size: int, num_classes: int) -> int:
+    """FLOPs of one forward + backward of a text backbone (``model.text`` as JSON) and its head.
+
+    Counted on passages of ``length`` bytes with no padding, an upper bound for padded ones.
+    """
+    t = json.loads(text)
+    with torch.random.fork_rng(devices=[]):
+        args = (t["architecture"], t["width"], t["layers"], t["heads"], t["max_length"], 0)
+        backbone = with_stats(build_text_backbone(*args), TOKEN_IDS)
+        module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
+        x = torch.randint(0, 256, (batch_size, length))
     y = torch.arange(batch_size) % num_classes
     with flop_counter_mode() as counter:
         F.cross_entropy(module(x), y).backward()

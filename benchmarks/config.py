@@ -35,6 +35,26 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"  # the YAML the schem
 SCHEMA_FILES = tuple(Path(m.__file__).resolve() for m in (schema, baseline_config))
 
 
+def drop_text_nulls(data: dict) -> dict:
+    """Remove the text keys an image config leaves null, in place; returns ``data``.
+
+    So a resolved image config keys a record (its hash) and a checkpoint as it did before the
+    text modality added these keys.
+    """
+    for node, key in (
+        ("model", "text"),
+        ("data", "text"),
+        ("source", "text"),
+        ("pretrain", "mask_share"),
+    ):
+        if key in data.get(node, {}) and data[node][key] is None:
+            data[node].pop(key)
+    for dom in (data.get("stream") or {}).values():
+        if dom.get("text", 0) is None:
+            dom.pop("text")
+    return data
+
+
 @functools.lru_cache(maxsize=1)
 def conf_fingerprint() -> str:
     """SHA-256 of every config file and the schema: what composition reads besides overrides."""

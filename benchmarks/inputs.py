@@ -28,7 +28,8 @@ from lightning_modules.backbones import create_backbone, load_checkpoint, pretra
 from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
-from lightning_modules.normalization import timm_stats, with_stats
+from lightning_modules.language_models import build_text_backbone
+from lightning_modules.normalization import TOKEN_IDS, timm_stats, with_stats
 from lightning_modules.streaming import Images, concat
 
 
@@ -107,8 +108,11 @@ def domain(dom: DictConfig, cfg: DictConfig) -> Domain:
     A domain that cannot be built names the key the user set (``source.root``, not
     ``data.root``): the loaders are shared by every node, so only the node knows its key.
     """
-    image_size, cache_dir = cfg.model.image_size, str(cfg.paths.cache_dir)
+    cache_dir = str(cfg.paths.cache_dir)
     try:
+        if cfg.model.text is not None:  # passages of byte ids: no size or channels to convert
+            return build_domain(str(dom.name), _spec(dom), 0, 0, cache_dir)
+        image_size = cfg.model.image_size
         return build_domain(str(dom.name), _spec(dom), image_size, in_chans(cfg), cache_dir)
     except DomainError as err:
         raise DomainError(err.at(dom._get_full_key(None))) from None  # noqa: SLF001
@@ -121,6 +125,10 @@ def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Mod
     It reads the target's input statistics; ``pretrained`` (a pretraining stage and every
     backbone it hands on) the source's, or timm's for published weights (normalization.py).
     """
+    if cfg.model.text is not None:
+        t = cfg.model.text
+        net = build_text_backbone(t.architecture, t.width, t.layers, t.heads, t.max_length, seed)
+        return with_stats(net, TOKEN_IDS)
     torch.manual_seed(seed)
     if cfg.model.factory is not None:
         net = build_backbone(cfg.model.factory, in_chans(cfg))

@@ -40,6 +40,8 @@ def domain_key(node: DictConfig, dom: Domain) -> dict[str, Any]:
         if spec.get(field):
             spec[field] = str(Path(spec[field]).expanduser().resolve())
     spec.pop("name", None)
+    if spec.get("text", 0) is None:  # an image domain's key, as before text domains existed
+        spec.pop("text")
     facts = dom.facts()
     facts.pop("name")
     return {"spec": spec, "loaded": facts}
@@ -57,12 +59,15 @@ def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
     """
     cfg = ctx.cfg
     trainer = numeric_trainer(_container(cfg.trainer))
-    model = {
-        "name": cfg.model.name,
-        "image_size": int(cfg.model.image_size),
-        "in_chans": int(ctx.target.x_train.shape[1]),
-        "drop_rate": cfg.model.drop_rate,
-    }
+    if cfg.model.text is not None:  # a language model: its node says what is built
+        model: dict[str, Any] = {"name": cfg.model.name, "text": _container(cfg.model.text)}
+    else:
+        model = {
+            "name": cfg.model.name,
+            "image_size": int(cfg.model.image_size),
+            "in_chans": int(ctx.target.x_train.shape[1]),
+            "drop_rate": cfg.model.drop_rate,
+        }
     if cfg.model.factory is not None:  # a user's backbone: its node, not model.name, says what
         model["factory"] = _container(cfg.model.factory)
     return versioned(
@@ -79,8 +84,11 @@ def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
 def pretrain(ctx: RunContext) -> dict[str, Any]:
     """The source-pretrained backbone (and its source probe, whose numbers the entry keeps)."""
     cfg = ctx.cfg
+    stage = _container(cfg.pretrain)
+    if stage.get("mask_share", 0) is None:  # not a masked LM: the key it had before text
+        stage.pop("mask_share")
     key = shared_key(ctx, "pretrain") | {
-        "pretrain": _container(cfg.pretrain),
+        "pretrain": stage,
         "source": domain_key(cfg.source, ctx.source),
         # the cached source accuracy is this probe's: the declared one, not a trial's
         "probe": _container(ctx.source_probe),

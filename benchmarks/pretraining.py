@@ -22,8 +22,9 @@ from common.cache import cached, stable_hash
 from lightning_modules.backbones import clone_state
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.domains import Domain
+from lightning_modules.language_models import bits_per_byte
 from lightning_modules.normalization import stats_of
-from lightning_modules.pretrain import PretrainModule
+from lightning_modules.pretrain import LM_OBJECTIVES, PretrainModule
 from lightning_modules.probe import l2_at_edge
 from lightning_modules.streaming import concat
 
@@ -95,6 +96,7 @@ class Pretrained:
     probe_l2_at_edge: bool
     source_head: SourceHead | None  # pretrain.objective=supervised only
     cache: CacheUse
+    source_bpb: float | None = None  # a language model's source test bits per byte
 
     def info(self) -> dict[str, Any]:
         """The record's ``info`` entries of the pretraining stage."""
@@ -119,6 +121,23 @@ class Continued:
     backbone: nn.Module
     source_acc: float
     cache: CacheUse
+    source_bpb: float | None = None  # a language model's source test bits per byte after it
+
+
+def continued_objective(cfg: DictConfig) -> str:
+    """A continued stage's objective: SimCLR on images (labels unused), the LM's own on text."""
+    return str(cfg.pretrain.objective) if cfg.pretrain.objective in LM_OBJECTIVES else "simclr"
+
+
+def source_bits(ctx: RunContext, backbone: nn.Module) -> dict[str, float]:
+    """``{"source_bpb": ...}`` of a language model on the source's test passages; {} for images."""
+    if not ctx.source.is_text:
+        return {}
+    return {"source_bpb": bits_per_byte(backbone, ctx.source.x_test.to(ctx.device), _share(ctx))}
+
+
+def _share(ctx: RunContext) -> float:
+    return float(ctx.cfg.pretrain.mask_share or 0.0)
 
 
 def continued_facts(stages: Sequence[Continued]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -164,8 +183,9 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
             p.warmup_fraction,
             p.temperature or 0.5,
             seed=cfg.train_seed,
+            mask_share=_share(ctx),
         )
-        if p.objective == "simclr":  # labels unused: unlabelled extra images join (STL-10)
+        if p.objective != "supervised":  # labels unused: unlabelled extras join (STL-10)
             x, y = ssl_images(ctx.source).to(ctx.device), None
         else:
             x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
@@ -173,7 +193,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
         fit(cfg, module, batches, ctx.log_dir("pretrain"), checkpoints)
         acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
         views = 2 if p.objective == "simclr" else 1
-        state, meta = clone_state(backbone), {"source_l2": l2}
+        state, meta = clone_state(backbone), {"source_l2": l2} | source_bits(ctx, backbone)
         if p.objective == "supervised":  # keep the source head: head-retained forgetting
             state |= {f"{HEAD}{k}": v for k, v in clone_state(module.head).items()}
             meta["source_head_acc"] = head_accuracy(ctx, backbone, module.head)
@@ -196,6 +216,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
         l2_at_edge(meta["source_l2"], ctx.source_probe.l2_grid),
         source_head,
         CacheUse.of(key, meta, hit),
+        meta.get("source_bpb"),
     )
 
 
@@ -208,7 +229,10 @@ def continued_backbone(
     earlier: tuple[Domain, ...] = (),
     stage: int = 1,
 ) -> Continued:
-    """Continue SimCLR from ``backbone`` on a domain's unlabelled train split (default: target).
+    """Continue pretraining ``backbone`` on a domain's unlabelled train split (default: target).
+
+    SimCLR for images; a language model continues its own objective (DAPT, Gururangan et al.
+    2020: the target's passages and its unlabelled corpus).
 
     ``earlier`` are the domains of the stages before (the source first); with
     ``continued_pretrain.replay`` > 0 that share of every batch is drawn from them. A stage is
@@ -223,9 +247,10 @@ def continued_backbone(
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         torch.manual_seed(3000 + cfg.train_seed)
+        objective = continued_objective(cfg)
         module = PretrainModule(
             backbone,
-            "simclr",
+            objective,
             target.num_classes,
             c.lr,
             c.weight_decay,
@@ -234,6 +259,7 @@ def continued_backbone(
             cfg.pretrain.temperature or 0.5,
             seed=cfg.train_seed,
             schedule=c.schedule,
+            mask_share=_share(ctx),
         )
         x_new = ssl_images(target).to(ctx.device)
         x_old = concat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else None
@@ -241,12 +267,14 @@ def continued_backbone(
         batches = ReplayBatches(x_new, x_old, c.replay, c.batch_size, c.steps, seed)
         name = "continued_pretrain" if stage == 1 else f"continued_pretrain_{stage}"
         fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
+        views = 2 if objective == "simclr" else 1  # two SimCLR views per image
         return clone_state(backbone), {
             "source_acc": probe_accuracy(ctx, backbone, ctx.source, source_l2)[0],
-            "samples": c.steps * c.batch_size * 2,  # two SimCLR views per image
-        }
+            "samples": c.steps * c.batch_size * views,
+        } | source_bits(ctx, backbone)
 
     with ctx.phase("continued_pretrain"), stage_checkpoints(cfg, "continued", key) as checkpoints:
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)
         restored_backbone = restored(ctx, state)  # not the module the build trained: see restored()
-    return Continued(restored_backbone, float(meta["source_acc"]), CacheUse.of(key, meta, hit))
+    use = CacheUse.of(key, meta, hit)
+    return Continued(restored_backbone, float(meta["source_acc"]), use, meta.get("source_bpb"))

@@ -17,6 +17,7 @@ from benchmarks import keys
 from benchmarks.inputs import RunContext
 from common.cache import cached, stable_hash
 from lightning_modules.domains import Domain
+from lightning_modules.language_models import bits_per_byte
 from lightning_modules.probe import (
     LinearProbe,
     cross_validated,
@@ -155,6 +156,7 @@ def forgetting(ctx: RunContext, pretrained: Pretrained, backbone: nn.Module) -> 
     """Source probe accuracy before and after target training; forgetting = before - after.
 
     The probe's l2 is the one chosen for the pretrained backbone, so both sides are one probe.
+    A language model also gets its source bits per byte before and after, and their rise.
     """
     with ctx.phase("eval"):
         before = pretrained.source_acc
@@ -164,6 +166,14 @@ def forgetting(ctx: RunContext, pretrained: Pretrained, backbone: nn.Module) -> 
             "source/acc_after": after,
             "source/forgetting": before - after,
         }
+        if pretrained.source_bpb is not None:  # a language model: its LM skill on the source
+            share = float(ctx.cfg.pretrain.mask_share or 0.0)
+            bits = bits_per_byte(backbone, ctx.source.x_test.to(ctx.device), share)
+            out |= {
+                "lm/source_bpb_before": pretrained.source_bpb,
+                "lm/source_bpb_after": bits,
+                "lm/source_bpb_rise": bits - pretrained.source_bpb,
+            }
         if pretrained.source_head is not None:  # a supervised source stage left its head
             head_before = pretrained.source_head.acc
             head_after = head_accuracy(ctx, backbone, pretrained.source_head.head)

@@ -28,8 +28,10 @@ from benchmarks.validation import MITIGATIONS
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
+from lightning_modules.language_models import bits_per_byte
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import materialize
+from lightning_modules.text_baselines import text_features
 
 
 def _probe_outcome(
@@ -85,17 +87,38 @@ def linear_probe(ctx: RunContext) -> Outcome:
         "source/acc_after": pre.source_acc,
         "source/forgetting": 0.0,
     }
+    if pre.source_bpb is not None:  # a frozen language model forgets nothing either
+        source |= {
+            "lm/source_bpb_before": pre.source_bpb,
+            "lm/source_bpb_after": pre.source_bpb,
+            "lm/source_bpb_rise": 0.0,
+        }
     return outcome_of(sc, pre.info() | feats.info() | probe_info, pre.compute(), source)
+
+
+def _target_bits(ctx: RunContext, backbone: torch.nn.Module, stage: str) -> dict[str, float]:
+    """A language model's bits per byte on the target's test passages (``{}`` for images)."""
+    if not ctx.target.is_text:
+        return {}
+    share = float(ctx.cfg.pretrain.mask_share or 0.0)
+    with ctx.phase("eval"):
+        bits = bits_per_byte(backbone, ctx.target.x_test.to(ctx.device), share)
+    return {f"lm/target_bpb_{stage}": bits}
 
 
 def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
     pre = pretrained(ctx)
+    bits = _target_bits(ctx, pre.backbone, "before")
     cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
+    bits |= _target_bits(ctx, cont.backbone, "continued")
+    if cont.source_bpb is not None:
+        bits["lm/source_bpb_continued"] = cont.source_bpb
     trained, sc = train_and_evaluate(ctx, cont.backbone, pre=pre)
     cont_info, cont_compute = continued_facts([cont])
     info = pre.info() | cont_info | trained.info()
     compute = pre.compute() | cont_compute | trained.compute()
     extra = forgetting(ctx, pre, cont.backbone) | {"source/acc_after_continued": cont.source_acc}
+    extra |= bits
     return outcome_of(sc, info, compute, extra)
 
 
@@ -180,6 +203,22 @@ def pixels(ctx: RunContext) -> Outcome:
     return outcome_of(sc, probe_info, {})
 
 
+def tfidf(ctx: RunContext) -> Outcome:
+    """Text's floor, as ``pixels`` is images': the logistic-regression probe on TF-IDF features.
+
+    TF-IDF of character n-grams (``tfidf`` node), its vocabulary and IDF fitted on every target
+    train passage without labels (what the pretrained regimes' continued stages see too), then
+    the same probe as ``pixels`` and ``linear_probe`` on the labelled budget.
+    """
+    t = ctx.cfg.tfidf
+    with ctx.phase("features"):
+        train_x, test_x = text_features(
+            ctx.target.x_train, ctx.target.x_test, t.ngram_max, t.max_features
+        )
+    sc, probe_info = _probe_outcome(ctx, train_x.to(ctx.device), test_x.to(ctx.device))
+    return outcome_of(sc, probe_info, {})
+
+
 def _baseline(ctx: RunContext, name: str) -> Outcome:
     """Fit a scikit-learn baseline on the budget's pixels, its hyperparameters by CV inside it.
 
@@ -247,6 +286,7 @@ READS: dict[str, tuple[str, ...]] = {
     "l2sp": ("pretrain", "train", "l2sp"),
     "ewc": ("pretrain", "train", "ewc"),
     "pixels": (),
+    "tfidf": ("tfidf",),
     "svm": ("svm",),
     "knn": ("knn",),
     "label_spreading": ("label_spreading",),
@@ -258,6 +298,7 @@ STAGE_NODES = (
     "train",
     "stream",
     *baselines.BASELINES,
+    "tfidf",
     *MITIGATIONS,
 )
 
@@ -272,6 +313,7 @@ REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "l2sp": anchoring.l2sp,
     "ewc": anchoring.ewc,
     "pixels": pixels,
+    "tfidf": tfidf,
     "svm": svm,
     "knn": knn,
     "label_spreading": label_spreading,

@@ -32,6 +32,7 @@ from benchmarks.config import (
     CONF_DIR,
     ConfigError,
     conf_fingerprint,
+    drop_text_nulls,
     numeric_trainer,
     register,
 )
@@ -79,6 +80,7 @@ def config_hash(cfg: DictConfig) -> str:
     for node, key in (("model", "factory"), ("train", "module"), ("train", "track_every")):
         if key in data.get(node, {}) and data[node][key] is None:
             data[node].pop(key)
+    drop_text_nulls(data)
     data["trainer"] = numeric_trainer(data["trainer"])
     return stable_hash(data)
 

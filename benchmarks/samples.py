@@ -18,6 +18,7 @@ from PIL import Image
 
 from lightning_modules.domains import Domain
 from lightning_modules.streaming import materialize, take
+from lightning_modules.tokens import decode
 
 N_SAMPLES = 8
 MAX_SIDE = 64  # larger images are shrunk for the strip (the record states the size used)
@@ -49,8 +50,14 @@ def png_strip(images: torch.Tensor) -> str:
 
 
 def domain_samples(dom: Domain, n: int = N_SAMPLES) -> dict:
-    """The strip of one domain with what it shows: ``{"name", "png", "n", "shape"}``."""
+    """The strip of one domain with what it shows: ``{"name", "png", "n", "shape"}``.
+
+    A text domain's are its first passages as text (``"text"`` instead of ``"png"``).
+    """
     idx = pick(dom.y_train, n)
+    if dom.is_text:  # passages as the model reads them (cut to the passage length)
+        ids = dom.x_train[idx]
+        return {"name": dom.name, "text": decode(ids), "n": len(idx), "shape": [int(ids.shape[1])]}
     images = materialize(take(dom.x_train, idx))
     return {
         "name": dom.name,

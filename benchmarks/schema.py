@@ -14,7 +14,7 @@ from typing import Any
 
 from omegaconf import MISSING
 
-from benchmarks.baseline_config import KnnConfig, LabelSpreadingConfig, SvmConfig
+from benchmarks.baseline_config import KnnConfig, LabelSpreadingConfig, SvmConfig, TfidfConfig
 from benchmarks.mitigation_config import EwcConfig, L2spConfig, WiseFtConfig
 
 
@@ -42,6 +42,16 @@ class NormalizeConfig:
 
 
 @dataclass
+class TextDataConfig:
+    """How a text corpus is cut into passages (``lightning_modules/corpora.py``)."""
+
+    passage_bytes: int = MISSING  # bytes per passage (one token each); <= model.text.max_length
+    min_examples: int = MISSING  # a class with fewer passages is left out
+    packages: list[str] | None = None  # python_code: the standard-library packages (classes)
+    unlabeled_passages: int = 0  # python_code: passages of other modules' code, for DAPT
+
+
+@dataclass
 class DomainConfig:
     """A domain: which dataset (and where its files are), which classes, which shifts."""
 
@@ -63,18 +73,31 @@ class DomainConfig:
     # split stands in for it (lightning_modules/datasets.held_out): the view recipes are chosen on.
     evaluate_on: str = "test"
     validation_fraction: float = 0.2
+    text: TextDataConfig | None = None  # a text dataset's passages (null for images)
+
+
+@dataclass
+class TextModelConfig:
+    """A language model over byte ids (``lightning_modules/language_models.py``)."""
+
+    architecture: str = MISSING  # gpt2 (causal LM) | bert (masked LM)
+    width: int = MISSING  # hidden size
+    layers: int = MISSING
+    heads: int = MISSING
+    max_length: int = MISSING  # positions: the longest passage it takes
 
 
 @dataclass
 class ModelConfig:
-    """A timm backbone and the image side length every domain is resized to."""
+    """A timm backbone and the image side length every domain is resized to, or a text LM."""
 
     name: str = MISSING
-    image_size: int = MISSING
+    image_size: int | None = MISSING  # null for a text model
     in_chans: int | None = None  # channels every domain is converted to; None = the target's
     drop_rate: float | None = None
     checkpoint: str | None = None  # pretrain=timm: a local weights file (.pt/.pth/.safetensors)
     factory: Any = None  # a _target_ node building the backbone (benchmarks/user_code.py)
+    text: TextModelConfig | None = None  # a language model instead of a timm image backbone
 
 
 @dataclass
@@ -88,6 +111,7 @@ class PretrainConfig:
     weight_decay: float = MISSING
     warmup_fraction: float = MISSING
     temperature: float | None = None
+    mask_share: float | None = None  # objective=mlm: the share of each passage's bytes masked
 
 
 @dataclass
@@ -267,6 +291,7 @@ class RunConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     svm: SvmConfig = field(default_factory=SvmConfig)
+    tfidf: TfidfConfig = field(default_factory=TfidfConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
     label_spreading: LabelSpreadingConfig = field(default_factory=LabelSpreadingConfig)
     wise_ft: WiseFtConfig = field(default_factory=WiseFtConfig)

@@ -12,7 +12,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from benchmarks import tracking
-from benchmarks.compute import train_step_flops
+from benchmarks.compute import text_step_flops, train_step_flops
+from benchmarks.config import drop_text_nulls
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext
 from benchmarks.probing import LabelledProbe, fit_labelled_probe
@@ -142,13 +143,21 @@ def train_classifier(
     run = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(run, dict)
     run.pop("paths")  # the checkpoint key: everything the fit depends on
+    run.pop("tfidf")  # a node no fit reads, keyed as before it existed
+    drop_text_nulls(run)
     key = run if fold is None else run | {"fold": fold}
     with ctx.phase(phase), stage_checkpoints(cfg, name, key) as checkpoints:
         fit(cfg, module, batches, ctx.log_dir(name), checkpoints, (track,) if track else ())
     track_file = tracking.write(track, ctx.log_dir(name)) if track is not None else None
-    step = train_step_flops(
-        cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes, factory(cfg)
-    )
+    if cfg.model.text is not None:
+        text = json.dumps(OmegaConf.to_container(cfg.model.text), sort_keys=True)
+        length = int(ctx.target.x_train.shape[1])
+        step = text_step_flops(text, length, t.batch_size, ctx.target.num_classes)
+    else:
+        step = train_step_flops(
+            cfg.model.name, cfg.model.image_size, t.batch_size, ctx.target.num_classes,
+            factory(cfg),
+        )  # fmt: skip
     samples, flops = t.steps * t.batch_size, float(step * t.steps)
     return Trained(module, t.head_init, probe, samples, flops, stats, start, track_file)
 

@@ -46,6 +46,7 @@ NOT_TUNABLE = (
     "model.checkpoint",
     "model.image_size",
     "model.in_chans",
+    "model.text",
 )
 
 

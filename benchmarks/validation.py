@@ -6,6 +6,7 @@ run cannot use is refused with one line naming the key, the value and what is al
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,9 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.baseline_config import problem
 from lightning_modules import shifts
 from lightning_modules.budgets import BudgetError, parse_per_class
+from lightning_modules.datasets import TEXT_DATASETS
 from lightning_modules.domains import DATASETS
+from lightning_modules.language_models import ARCHITECTURES
 from lightning_modules.pretrain import OBJECTIVES, SCHEDULES
 
 
@@ -35,6 +38,11 @@ MITIGATIONS = ("wise_ft", *PENALISED)  # each reads the config node of its own n
 # source; on the same images it is just longer pretraining, and its comparison is meaningless.
 NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
 EVALUATE_ON = ("test", "validation")
+# The regimes built for text so far; the others refuse a language model in one line.
+TEXT_REGIMES = (
+    "scratch", "finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain",
+    "tfidf",
+)  # fmt: skip
 
 
 def _same_images(dom: DictConfig) -> tuple[Any, ...]:
@@ -47,7 +55,8 @@ def _same_images(dom: DictConfig) -> tuple[Any, ...]:
         for k in ("root", "test_root")
     )
     split = (dom.test_fraction, dom.split_seed, dom.evaluate_on, dom.validation_fraction)
-    return (dom.dataset, classes, dom.transform, *split, folders)
+    text = json.dumps(OmegaConf.to_container(dom.text), sort_keys=True) if dom.text else None
+    return (dom.dataset, classes, dom.transform, *split, folders, text)
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -57,7 +66,7 @@ def _check(ok: bool, key: str, value: object, allowed: str) -> None:
 
 def _check_domain(prefix: str, dom: DictConfig) -> None:
     _check(dom.dataset in DATASETS, f"{prefix}.dataset", dom.dataset, ", ".join(DATASETS))
-    if dom.dataset not in ("digits", "fractaldb"):
+    if dom.dataset not in ("digits", "fractaldb", *TEXT_DATASETS):
         _check(
             not OmegaConf.is_missing(dom, "root") and dom.root is not None,
             f"{prefix}.root",
@@ -189,6 +198,62 @@ def _check_mitigation(cfg: DictConfig, node: str) -> None:
         )
 
 
+def _check_image_model(cfg: DictConfig) -> None:
+    size = cfg.model.image_size
+    _check(size is not None and size >= 8, "model.image_size", size, "an int >= 8")
+    _check(
+        cfg.model.factory is not None or timm.is_model(cfg.model.name),  # a factory: a label
+        "model.name",
+        cfg.model.name,
+        "a timm model name (timm.list_models()), e.g. test_resnet, resnet18",
+    )
+    _check(cfg.regime.name != "tfidf", "regime.name", "tfidf", "a text regime for text data")
+
+
+def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
+    """A language model, text domains it can take, and the regimes and objectives built for it."""
+    t, name = cfg.model.text, cfg.model.name
+    texts = ", ".join(TEXT_DATASETS)
+    _check(t is not None, "model", name, f"a language model (model=gpt2_tiny) for {texts}")
+    _check(t.architecture in ARCHITECTURES, "model.text.architecture", t.architecture,
+           ", ".join(ARCHITECTURES))  # fmt: skip
+    for key in ("width", "layers", "heads", "max_length"):
+        _check(t[key] >= 1, f"model.text.{key}", t[key], "an int >= 1")
+    _check(t.width % t.heads == 0, "model.text.heads", t.heads, f"a divisor of width {t.width}")
+    for prefix in ("data", "source"):
+        dom = cfg[prefix]
+        _check(dom.dataset in TEXT_DATASETS, f"{prefix}.dataset", dom.dataset,
+               f"a text dataset for the language model {name}: {texts}")  # fmt: skip
+        _check(dom.text is not None, f"{prefix}.text", None, "the passages' settings")
+        length = dom.text.passage_bytes
+        _check(2 <= length <= t.max_length, f"{prefix}.text.passage_bytes", length,
+               f"2..{t.max_length} (model.text.max_length: the positions {name} has)")  # fmt: skip
+        _check(dom.text.min_examples >= 2, f"{prefix}.text.min_examples", dom.text.min_examples,
+               "an int >= 2 (a class needs a train and a test passage)")  # fmt: skip
+        _check(dom.text.unlabeled_passages >= 0, f"{prefix}.text.unlabeled_passages",
+               dom.text.unlabeled_passages, "an int >= 0")  # fmt: skip
+        code = dom.dataset == "python_code"
+        _check(code or (dom.text.packages is None and dom.text.unlabeled_passages == 0),
+               f"{prefix}.text.packages", dom.text.packages,
+               "null, with unlabeled_passages 0: only python_code reads them")  # fmt: skip
+    # one passage length for both: continued pretraining with replay mixes their passages
+    _check(cfg.source.text.passage_bytes == cfg.data.text.passage_bytes,
+           "source.text.passage_bytes", cfg.source.text.passage_bytes,
+           f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+    _check(cfg.regime.name in TEXT_REGIMES, "regime.name", cfg.regime.name,
+           f"a regime built for text: {', '.join(TEXT_REGIMES)}")  # fmt: skip
+    objective = {"causal": "clm", "masked": "mlm"}[ARCHITECTURES[t.architecture]]
+    _check(cfg.pretrain.objective == objective, "pretrain.objective", cfg.pretrain.objective,
+           f"{objective} for a {t.architecture} model (pretrain={objective})")  # fmt: skip
+    share = cfg.pretrain.mask_share
+    if objective == "mlm":
+        _check(share is not None and 0 < share < 1, "pretrain.mask_share", share, "0 < s < 1")
+    if "train" in read:
+        _check(not cfg.train.augment, "train.augment", True, "false for text (no augmentation)")
+    _check(not str(cfg.trainer.strategy).startswith("ddp"), "trainer.strategy",
+           cfg.trainer.strategy, "a single-process strategy for text (auto)")  # fmt: skip
+
+
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written.
 
@@ -199,14 +264,13 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(cfg.threads >= 1, "threads", cfg.threads, "an int >= 1")
     for key in ("seed", "subset_seed", "train_seed"):  # numpy rejects negative seeds
         _check(cfg[key] >= 0, key, cfg[key], "an int >= 0")
-    _check(cfg.model.image_size >= 8, "model.image_size", cfg.model.image_size, "an int >= 8")
-    _check(
-        cfg.model.factory is not None or timm.is_model(cfg.model.name),  # a factory: a label
-        "model.name",
-        cfg.model.name,
-        "a timm model name (timm.list_models()), e.g. test_resnet, resnet18",
-    )
+    # a text source or target makes a text run: both domains and the model must then be text
+    if cfg.model.text is not None or {cfg.data.dataset, cfg.source.dataset} & set(TEXT_DATASETS):
+        _check_text(cfg, reads[cfg.regime.name])
+    else:
+        _check_image_model(cfg)
     trained = set(reads[cfg.regime.name]) - {"stream"}
+
     if cfg.pretrain.objective == "timm":  # published weights: no pretraining stage to check
         trained.discard("pretrain")
     for node in sorted(trained):

@@ -42,6 +42,9 @@ class Metric:
 _RATE = (0.0, 1.0)
 # Forgetting is before - after of two accuracies: a gain of source skill is negative.
 _CHANGE = (-1.0, 1.0)
+# Bits per byte are not bounded above (a model can be worse than a uniform 8 bits).
+_BITS = (0.0, float("inf"))
+_BITS_CHANGE = (float("-inf"), float("inf"))
 
 _ALL = (
     Metric(
@@ -106,6 +109,40 @@ _ALL = (
         "source/acc_after_continued",
         "probe-refit source accuracy after continued pretraining, before target training",
         True, _RATE, per_cell=False,
+    ),
+    Metric(
+        "lm/source_bpb_before",
+        "bits per byte of the pretrained language model on the source's test passages: its own "
+        "objective's NLL / (bytes x ln 2), next bytes for a causal LM, the masked bytes at a "
+        "fixed mask for a masked LM (8 = a uniform guess over bytes)",
+        False, _BITS,
+    ),
+    Metric(
+        "lm/source_bpb_after",
+        "the same source bits per byte of the backbone after target training (LM head tied to "
+        "the embeddings, carried through every stage)",
+        False, _BITS,
+    ),
+    Metric(
+        "lm/source_bpb_rise",
+        "language-model forgetting: lm/source_bpb_after - lm/source_bpb_before (positive = "
+        "source modelling lost)",
+        False, _BITS_CHANGE,
+    ),
+    Metric(
+        "lm/source_bpb_continued",
+        "source bits per byte after continued pretraining, before target training",
+        False, _BITS,
+    ),
+    Metric(
+        "lm/target_bpb_before",
+        "target test passages' bits per byte of the source-pretrained language model",
+        False, _BITS,
+    ),
+    Metric(
+        "lm/target_bpb_continued",
+        "target test passages' bits per byte after continued pretraining (DAPT, or its control)",
+        False, _BITS,
     ),
     Metric(
         "wise/alpha",

@@ -109,5 +109,6 @@ class ClassifierModule(AugmentGenerator, L.LightningModule):
     @torch.no_grad()
     def predict_logits(self, x: Images, batch_size: int = 1024) -> torch.Tensor:
         """Logits in eval mode, in batches, without augmentation."""
+        batch_size = getattr(self.backbone, "eval_chunk", batch_size)  # a text backbone's chunk
         self.eval()
         return torch.cat([self(chunk) for chunk in chunks(x, batch_size)])

@@ -205,6 +205,40 @@ def fractaldb(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names, None, native, 1)
 
 
+def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
+    """A text corpus of ``lightning_modules/corpora.py`` (which builds on this module).
+
+    Cached on disk by what it is cut from: parsing the standard library takes seconds, which
+    every worker of a sweep would otherwise pay. The interpreter's version is in the key, since
+    its standard library is the corpus.
+    """
+
+    def load(spec: dict[str, Any], size: int, cache_dir: str) -> Raw:
+        import sys
+
+        from common.cache import cached, versioned
+        from lightning_modules.corpora import TEXT_LOADERS
+
+        def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+            raw = TEXT_LOADERS[name](spec, size, cache_dir)
+            tensors = {k: getattr(raw, k) for k in ("x_train", "y_train", "x_test", "y_test")}
+            if raw.x_unlabeled is not None:
+                tensors["x_unlabeled"] = raw.x_unlabeled
+            return tensors, {"class_names": list(raw.class_names)}
+
+        parts = {k: spec[k] for k in ("dataset", "text", "test_fraction", "split_seed")}
+        key = versioned("corpus", python=sys.version, **parts)
+        t, meta, _ = cached(cache_dir, "corpus", key, build)
+        names = tuple(meta["class_names"])
+        return Raw(
+            t["x_train"], t["y_train"], t["x_test"], t["y_test"], names, t.get("x_unlabeled")
+        )
+
+    return load
+
+
+TEXT_DATASETS = ("python_docs", "python_code")  # token ids (N, L), not images
+
 LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {
     "digits": digits,
     "mnist": _mnist_like("MNIST"),
@@ -216,6 +250,7 @@ LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {
     "stl10": stl10,
     "imagefolder": imagefolder,
     "fractaldb": fractaldb,
+    **{name: _text(name) for name in TEXT_DATASETS},
 }
 
 

@@ -9,6 +9,7 @@ shared by every run of an in-process sweep.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812
 
 from lightning_modules import shifts
-from lightning_modules.datasets import LOADERS, NODE, DataError, load
+from lightning_modules.datasets import LOADERS, NODE, TEXT_DATASETS, DataError, load
 from lightning_modules.normalization import InputStats, domain_stats
 from lightning_modules.streaming import Images, StreamedImages, mapped, take
 
@@ -64,6 +65,21 @@ class Domain:
         return domain_stats(self.declared_stats, self.x_train, self.name)
 
     @property
+    def is_text(self) -> bool:
+        """Token ids (N, L) of a text corpus (``lightning_modules/corpora.py``), not images."""
+        return self.dataset in TEXT_DATASETS
+
+    @functools.cached_property
+    def content_digest(self) -> str:
+        """SHA-256 (16 hex digits) of a text domain's passages and labels, for cache keys."""
+        digest = hashlib.sha256()
+        parts = (self.x_train, self.y_train, self.x_test, self.y_test, self.x_unlabeled)
+        for part in parts:
+            if part is not None:
+                digest.update(part.numpy().tobytes())
+        return digest.hexdigest()[:16]
+
+    @property
     def num_classes(self) -> int:
         """Number of classes of the label space."""
         return len(self.class_names)
@@ -74,6 +90,19 @@ class Domain:
         The native and used size and channels are stated because every image is resized and
         converted to the model's input (24x24 RGB may become 16x16 gray) without a word.
         """
+        if self.is_text:  # passages of byte ids: the sequence length is the shape
+            return {
+                "name": self.name,
+                "dataset": self.dataset,
+                "modality": "text",
+                "classes": list(self.class_names),
+                "n_train": len(self.x_train),
+                "n_test": len(self.x_test),
+                "evaluated_on": self.evaluated_on,
+                "n_unlabeled": 0 if self.x_unlabeled is None else len(self.x_unlabeled),
+                "passage_bytes": int(self.x_train.shape[1]),
+                "content": self.content_digest,  # another Python's library: other passages
+            }
         native = list(self.native_size) if self.native_size is not None else None
         return {
             "name": self.name,
@@ -167,6 +196,8 @@ def build_domain(
         )
     lookup = torch.full((len(all_classes),), -1, dtype=torch.long)
     lookup[list(keep)] = torch.arange(len(keep))
+    if spec["dataset"] in TEXT_DATASETS:
+        return _text_domain(name, spec, raw, keep, lookup)
 
     pipeline = Prepare(spec["transform"], spec["split_seed"], in_chans, image_size)
 
@@ -183,6 +214,30 @@ def build_domain(
     facts = (spec["dataset"], spec["transform"], raw.native_size, raw.native_channels)
     evaluated_on = spec.get("evaluate_on", "test")
     return Domain(name, xtr, ytr, xte, yte, names, extra, *facts, _declared(spec), evaluated_on)
+
+
+def _text_domain(
+    name: str, spec: dict[str, Any], raw: Any, keep: tuple[int, ...], lookup: torch.Tensor
+) -> Domain:
+    """A text domain: the loaded passages of the kept classes, unchanged (no shift applies)."""
+    if spec["transform"] not in ("none", None, []):
+        raise DomainError(
+            f"{NODE}.transform={spec['transform']!r} is an image shift; allowed for the text "
+            f"dataset {spec['dataset']}: none"
+        )
+
+    def select(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = (lookup[y] >= 0).nonzero().squeeze(1)
+        return x[rows], lookup[y[rows]]
+
+    xtr, ytr = select(raw.x_train, raw.y_train)
+    xte, yte = select(raw.x_test, raw.y_test)
+    names = tuple(raw.class_names[c] for c in keep)
+    evaluated_on = spec.get("evaluate_on", "test")
+    return Domain(
+        name, xtr, ytr, xte, yte, names, raw.x_unlabeled, spec["dataset"], "none",
+        evaluated_on=evaluated_on,
+    )  # fmt: skip
 
 
 def _declared(spec: dict[str, Any]) -> dict[str, Any] | None:

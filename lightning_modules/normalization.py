@@ -50,8 +50,17 @@ class InputStats:
         return {"mean": list(self.mean), "std": list(self.std), "from": self.origin}
 
 
+# A text backbone's inputs are byte ids, which no statistic applies to (normalize passes them).
+TOKEN_IDS = InputStats((0.0,), (1.0,), "token ids: not normalised")
+
+
 def normalize(x: torch.Tensor, stats: InputStats) -> torch.Tensor:
-    """``(x - mean) / std`` per channel; one value applies to every channel, as Python scalars."""
+    """``(x - mean) / std`` per channel; one value applies to every channel, as Python scalars.
+
+    Integer inputs are token ids (a text backbone's): they pass unchanged.
+    """
+    if not x.is_floating_point():
+        return x
     if len(stats.mean) == 1 and len(stats.std) == 1:
         return (x - stats.mean[0]) / stats.std[0]
     mean = torch.tensor(stats.mean, dtype=x.dtype, device=x.device).view(1, -1, 1, 1)

@@ -1,9 +1,11 @@
 """PretrainModule: trains a backbone with one objective and hands the backbone on.
 
-Objectives: ``supervised`` (cross-entropy on the source labels, a linear head) and ``simclr``
+Objectives: ``supervised`` (cross-entropy on the source labels, a linear head), ``simclr``
 (NT-Xent on two augmented views, an MLP projection head that is discarded afterwards, as in
-Chen et al. 2020). The head is kept on the module so a supervised source head can be
-re-attached later for head-retained forgetting.
+Chen et al. 2020), and for text backbones ``clm`` (next-byte prediction, GPT-2) and ``mlm``
+(masked bytes, BERT), whose LM head is part of the backbone (``language_models.py``). The
+head is kept on the module so a supervised source head can be re-attached later for
+head-retained forgetting.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
 from lightning_modules.augment import AugmentGenerator, random_affine, ssl_view
+from lightning_modules.language_models import lm_loss
 from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.objectives import nt_xent
 from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 
-OBJECTIVES = ("supervised", "simclr")
+OBJECTIVES = ("supervised", "simclr", "clm", "mlm")
+LM_OBJECTIVES = {"clm": "causal", "mlm": "masked"}  # objective -> the TextBackbone kind it trains
 SCHEDULES = ("rewarm", "constant")  # learning rate over a stage
 
 
@@ -34,6 +38,7 @@ class PretrainModule(AugmentGenerator, L.LightningModule):
         steps: optimiser steps (schedule length).
         warmup_fraction: share of steps in linear warm-up.
         temperature: NT-Xent temperature (simclr).
+        mask_share: share of each passage's bytes masked (mlm).
         proj_dim: projection output width (simclr).
         seed: seeds the augmentation generator.
         schedule: ``rewarm`` (linear warm-up, cosine decay: the default, and a re-warm when the
@@ -53,6 +58,7 @@ class PretrainModule(AugmentGenerator, L.LightningModule):
         proj_dim: int = 64,
         seed: int = 0,
         schedule: str = "rewarm",
+        mask_share: float = 0.15,
     ) -> None:
         super().__init__()
         if objective not in OBJECTIVES:
@@ -62,8 +68,10 @@ class PretrainModule(AugmentGenerator, L.LightningModule):
         self.save_hyperparameters(ignore=["backbone"])
         self.backbone = backbone
         width = backbone.num_features
-        if objective == "supervised":
-            self.head: nn.Module = nn.Linear(width, num_classes)
+        if objective in LM_OBJECTIVES:  # the LM head is the backbone's own
+            self.head: nn.Module = nn.Identity()
+        elif objective == "supervised":
+            self.head = nn.Linear(width, num_classes)
         else:
             self.head = nn.Sequential(nn.Linear(width, 128), nn.ReLU(), nn.Linear(128, proj_dim))
 
@@ -76,7 +84,9 @@ class PretrainModule(AugmentGenerator, L.LightningModule):
         """Supervised cross-entropy or NT-Xent, on freshly augmented views; logs loss and lr."""
         x, y = batch
         gen = self.generator(x.device)
-        if self.hparams.objective == "supervised":
+        if self.hparams.objective in LM_OBJECTIVES:
+            loss = lm_loss(self.backbone, x, self.hparams.mask_share, gen)
+        elif self.hparams.objective == "supervised":
             loss = F.cross_entropy(self._embed(random_affine(x, gen)), y)
         else:
             z1 = self._embed(ssl_view(x, gen))

@@ -163,6 +163,7 @@ def extract_features(backbone: nn.Module, images: Images, batch_size: int = 1024
 
     The module's train/eval mode is restored afterwards, so calling this mid-training is safe.
     """
+    batch_size = getattr(backbone, "eval_chunk", batch_size)  # a text backbone's own chunk
     stats = stats_of(backbone)  # the statistics it was trained with
     was_training = backbone.training
     backbone.eval()

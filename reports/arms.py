@@ -47,7 +47,10 @@ IGNORED_NODES = ("paths", "comparisons")
 # A sweep's grids are one declaration (a run may hold only its own regime's); what a trial used is
 # its selection.hparams. tuning.trials still tells a tuned sweep from a fixed one.
 IGNORED_PREFIXES = ("tuning.grids.",)
-STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream")
+STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream", "tfidf")
+# Keys the text modality added, null in every image run: left out there, so image records written
+# before and after they existed are one arm.
+NULL_AS_UNSET = ("model.text", "data.text", "source.text", "pretrain.mask_share")
 UNSET = "???"  # OmegaConf's mandatory-missing marker: a stage node the regime never set
 MISSING = "(not set)"
 
@@ -113,6 +116,8 @@ def used_config(
         if key in IGNORED or node(key) in IGNORED_NODES or key.startswith(IGNORED_PREFIXES):
             continue
         if node(key) in stages and (value == UNSET or (read is not None and node(key) not in read)):
+            continue
+        if key in NULL_AS_UNSET and value == "null":
             continue
         kept[key] = value
     return kept

@@ -20,6 +20,7 @@ import pandas as pd
 from common.records import RunRecord
 from reports import claims, pdf, perclass, plots, render, setup, tables, tracks, training, tuning
 from reports.aggregate import CI_METHOD, summarize, with_costs
+from reports.bits import figure as bits_per_byte_figure
 from reports.collect import collect, find_records
 from reports.compare import IQM_METHOD, PAIRED_METHOD, POI_METHOD, paired_differences
 from reports.crossed import VARIANCE_METHOD
@@ -43,6 +44,7 @@ OPTIONAL_FIGURES = (
     "training_curves",
     "frontier",
     "forgetting_over_training",
+    "bits_per_byte",
 )
 METHODS = {
     "claim": CLAIM_METHOD,
@@ -144,6 +146,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     figures |= selection["figures"]
     front = frontier_section(runs, summary, records, out)  # frontier.csv, its figure and tables
     figures |= {} if front["figure"] is None else {"frontier": front["figure"]}
+    if (bits_figure := bits_per_byte_figure(runs)) is not None:
+        figures["bits_per_byte"] = bits_figure
     if (tracked := tracks.figure(runs)) is not None:
         figures["forgetting_over_training"] = tracked
     # the median runs' loss curves; a stage's builder may be any trial

@@ -18,7 +18,7 @@ from common.records import RunRecord
 from reports.collect import budget_order
 from reports.curves import aulc
 
-REFERENCES = ("pixels", "svm", "knn", "label_spreading", "scratch")
+REFERENCES = ("pixels", "svm", "knn", "label_spreading", "tfidf", "scratch")
 UNIT = ["subset_seed", "train_seed"]
 
 

@@ -29,6 +29,7 @@ COLORS = {
     "wise_ft": "#637939",
     "l2sp": "#8c6d31",
     "ewc": "#843c39",
+    "tfidf": "#525252",
 }
 ORDER = list(COLORS)
 
@@ -94,7 +95,7 @@ def data_efficiency(
         _floor(ax, floor)
     for arm, regime, style in _arms(summary):
         cell = summary[summary["arm"] == arm].sort_values("labelled_per_class")
-        style = style | ({"ls": "--"} if regime == "pixels" else {})
+        style = style | ({"ls": "--"} if regime in ("pixels", "tfidf") else {})
         _line(ax, cell, "test/acc", arm, COLORS.get(regime, "black"), **style)
     _budget_ticks(ax, summary)
     ax.set_ylabel("target test accuracy")

@@ -82,7 +82,13 @@ def domain_row(role: str, facts: dict[str, Any]) -> dict[str, str]:
         "n_unlabeled": _count(facts.get("n_unlabeled")),
         "native": _size(facts.get("native_size"), facts.get("native_channels")),
         "used": _size(facts.get("used_size"), facts.get("used_channels")),
-    }
+    } | (_passages(facts) if facts.get("modality") == "text" else {})
+
+
+def _passages(facts: dict[str, Any]) -> dict[str, str]:
+    """A text domain's sizes: passages of bytes, cut from the corpus as loaded."""
+    used = f"{facts.get('passage_bytes')}-byte passages"
+    return {"native": "text", "used": used}
 
 
 def _domains(record: RunRecord) -> list[tuple[str, dict[str, Any]]]:
@@ -140,7 +146,10 @@ def _recipes(records: list[RunRecord]) -> list[str]:
             what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
             what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
             on = CONTINUED_ON.get(r.regime, "the target's")
-            text = f"continued SimCLR: {_recipe(what)}, on {on} unlabelled train images"
+            objective = cfg.get("pretrain", {}).get("objective")
+            objective = objective if objective in ("clm", "mlm") else "SimCLR"
+            items = "passages" if objective != "SimCLR" else "images"
+            text = f"continued {objective}: {_recipe(what)}, on {on} unlabelled train {items}"
             found.setdefault(text, set()).add(r.regime)
     return [f"{text} — used by {', '.join(sorted(regs))}" for text, regs in found.items()]
 
@@ -148,6 +157,10 @@ def _recipes(records: list[RunRecord]) -> list[str]:
 def _model(record: RunRecord) -> str:
     m = record.config.get("model", {})
     target = domain_facts(record, "target")
+    if target.get("modality") == "text":
+        text = m.get("text") or {}
+        what = f"{text.get('architecture')}, width {text.get('width')}, {text.get('layers')} layers"
+        return f"{record.model} ({what}; input {target.get('passage_bytes')}-byte passages)"
     size = _size(target.get("used_size") or m.get("image_size"), target.get("used_channels"))
     checkpoint = f", weights {m['checkpoint']}" if m.get("checkpoint") else ""
     return f"{record.model} (input {size}{checkpoint})"

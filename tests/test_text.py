@@ -1,0 +1,191 @@
+"""Text as a modality: byte tokens, bits per byte, masking, the corpora, and a real text sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+import torch
+from helpers import run_cli
+
+from lightning_modules.budgets import budget_indices
+from lightning_modules.datasets import load
+from lightning_modules.language_models import bits_per_byte, build_text_backbone, masked
+from lightning_modules.tokens import MASK, PAD, decode, encode, n_bytes
+
+# A text study at toy size: a 1-layer, 16-wide LM on 32-byte passages, a few steps per stage.
+TINY_TEXT = [
+    "model=gpt2_tiny",
+    "data@source=python_docs",
+    "data=python_code",
+    "pretrain=clm",
+    "train.augment=false",
+    "model.text.width=16",
+    "model.text.layers=1",
+    "model.text.heads=2",
+    "model.text.max_length=32",
+    "data.text.passage_bytes=32",
+    "source.text.passage_bytes=32",
+    "data.text.unlabeled_passages=300",
+    "pretrain.steps=6",
+    "pretrain.batch_size=16",
+    "continued_pretrain.steps=4",
+    "continued_pretrain.batch_size=16",
+    "train.steps=4",
+    "train.batch_size=8",
+    "threads=1",
+]
+
+
+def test_byte_tokens_round_trip_and_pad():
+    texts = ["def f(x):\n    return x", "naïve – ünïcode", ""]
+    ids = encode(texts, 40)
+    assert ids.shape == (3, 40) and ids.dtype == torch.long
+    assert decode(ids) == texts
+    assert n_bytes(ids).tolist() == [len(t.encode()) for t in texts]
+    assert int(ids[2].eq(PAD).sum()) == 40
+    cut = encode(["abcdef"], 3)
+    assert decode(cut) == ["abc"]
+
+
+@pytest.mark.parametrize("architecture", ["gpt2", "bert"])
+def test_a_uniform_byte_model_scores_8_bits_per_byte(architecture):
+    backbone = build_text_backbone(architecture, 16, 1, 2, 32, seed=0)
+    with torch.no_grad():  # tied head: zero embeddings (and bias) give all-zero byte logits
+        backbone.lm.get_input_embeddings().weight.zero_()
+        for name, p in backbone.lm.named_parameters():
+            if name.endswith("predictions.bias"):
+                p.zero_()
+    ids = encode(["some text", "def g(): pass", "x" * 40], 32)
+    assert bits_per_byte(backbone, ids, share=0.3) == pytest.approx(8.0, abs=1e-5)
+
+
+def test_training_lowers_bits_per_byte_below_8():
+    torch.manual_seed(0)
+    backbone = build_text_backbone("gpt2", 16, 1, 2, 32, seed=0)
+    ids = encode(["abababababababababababab"] * 16, 24)
+    before = bits_per_byte(backbone, ids, 0.0)
+    opt = torch.optim.AdamW(backbone.parameters(), 1e-2)
+    from lightning_modules.language_models import lm_loss
+
+    for _ in range(30):
+        loss = lm_loss(backbone, ids, 0.0, torch.Generator().manual_seed(0))
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    after = bits_per_byte(backbone, ids, 0.0)
+    assert after < 1.0 < before  # a two-byte cycle is learnt: close to 0 bits per byte
+    backbone.eval()  # bits per byte are the eval-mode loss per predicted byte, in bits
+    with torch.no_grad():
+        nats = float(lm_loss(backbone, ids, 0.0, torch.Generator().manual_seed(0)))
+    assert math.isclose(after, nats / math.log(2), rel_tol=1e-5)
+
+
+def test_a_masked_lm_batch_masks_the_declared_share():
+    texts = ["a" * 32, "b" * 20, "c" * 7, "d"]
+    ids = encode(texts, 32)
+    inputs, chosen = masked(ids, 0.25, torch.Generator().manual_seed(0))
+    expected = [max(1, round(0.25 * len(t))) for t in texts]
+    assert chosen.sum(1).tolist() == expected
+    assert not chosen[ids == PAD].any()  # padding is never masked
+    assert inputs[chosen].eq(MASK).all() and inputs[~chosen].equal(ids[~chosen])
+
+
+def _spec(dataset: str, **text) -> str:
+    spec = {"dataset": dataset, "test_fraction": 0.3, "split_seed": 0, "text": text}
+    return json.dumps(spec, sort_keys=True)
+
+
+def test_the_corpora_are_labelled_deduplicated_and_disjoint(tmp_path):
+    docs = load(_spec("python_docs", passage_bytes=64, min_examples=40), 0, str(tmp_path))
+    assert len(docs.class_names) >= 10 and "specialnames" in docs.class_names
+    code = load(
+        _spec(
+            "python_code", passage_bytes=64, min_examples=40, unlabeled_passages=500,
+            packages=["asyncio", "email", "json", "xml"],
+        ),
+        0, str(tmp_path),
+    )  # fmt: skip
+    assert code.class_names == ("asyncio", "email", "xml")  # json: fewer than 40 functions
+    for raw in (docs, code):
+        train, test = set(decode(raw.x_train)), set(decode(raw.x_test))
+        assert len(train) == len(raw.x_train) and not train & test  # each passage once
+        assert raw.x_train.shape[1] == 64
+    assert all(t.lstrip().startswith(("def ", "async def", "@")) for t in decode(code.x_train))
+    corpus = set(decode(code.x_unlabeled))
+    assert len(code.x_unlabeled) == 500 and not corpus & set(decode(code.x_train))
+
+
+def test_budgets_on_text_are_nested(tmp_path):
+    docs = load(_spec("python_docs", passage_bytes=64, min_examples=40), 0, str(tmp_path))
+    one, five = (set(budget_indices(docs.y_train, k, 3).tolist()) for k in (1, 5))
+    assert one < five and len(five) == 5 * len(docs.class_names)
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["data.text.passage_bytes=64"], "data.text.passage_bytes=64 is invalid; allowed: 2..32"),
+        (["data.dataset=nope"], "data.dataset='nope' is invalid"),
+        (["regime=pixels"], "regime.name='pixels' is invalid; allowed: a regime built for text"),
+        (["pretrain=simclr"], "pretrain.objective='simclr' is invalid; allowed: clm"),
+        (["budget.per_class=2000"], "budget.per_class=2000"),
+        (["data.text.packages=[asyncio,nothere]"], "data.text.packages="),
+        (["data.text.min_examples=1"], "data.text.min_examples=1 is invalid; allowed: an int >= 2"),
+        (["source.text.passage_bytes=16"], "allowed: data.text.passage_bytes (32)"),
+    ],
+)
+def test_bad_text_input_is_one_line_and_exit_2(tmp_path, args, says):
+    proc = run_cli([*TINY_TEXT, *args], tmp_path, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("regimebench: error:") and says in lines[0]
+    assert not (tmp_path / "outputs").exists()  # nothing half-written
+
+
+def test_a_tiny_text_multirun_writes_records_with_bits_per_byte_and_a_report(tmp_path):
+    regimes = "tfidf,scratch,linear_probe,finetune,incremental_pretrain"
+    args = ["-m", *TINY_TEXT, "name=tinytext", f"regime={regimes}", "budget.per_class=1,2"]
+    run_cli(args, tmp_path, timeout=900)
+    sweep = tmp_path / "multirun" / "tinytext"
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+    assert len(records) == 10 and all(r["status"] == "ok" for r in records)
+    by = {(r["regime"], r["budget"]["per_class"]): r for r in records}
+    dapt = by["incremental_pretrain", "2"]["metrics"]
+    for key in ("lm/source_bpb_before", "lm/source_bpb_after", "lm/target_bpb_continued"):
+        assert 0 < dapt[key] < 9
+    assert dapt["lm/source_bpb_rise"] == pytest.approx(
+        dapt["lm/source_bpb_after"] - dapt["lm/source_bpb_before"]
+    )
+    assert by["incremental_pretrain", "1"]["domains"]["target"]["modality"] == "text"
+    assert "lm/source_bpb_before" not in by["tfidf", "1"]["metrics"]
+    assert by["tfidf", "2"]["samples"]["target"]["text"][0].lstrip().startswith(("def", "async"))
+    report = sweep / "report"
+    summary = pd.read_csv(report / "summary.csv")
+    assert set(summary["regime"]) >= {"tfidf", "finetune", "incremental_pretrain"}
+    assert (report / "index.html").stat().st_size > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["data@source=python_docs"], "model='test_resnet' is invalid; allowed: a language model"),
+        (["model=gpt2_tiny", "pretrain=clm"], "data.dataset='digits' is invalid; allowed: a text"),
+    ],
+)
+def test_text_and_images_do_not_mix(tmp_path, args, says):
+    proc = run_cli(args, tmp_path, check=False)
+    assert proc.returncode == 2 and says in proc.stderr
+
+
+def test_a_masked_lm_runs_every_stage_through_the_entry_point(tmp_path):
+    swap = {"model=gpt2_tiny": "model=bert_tiny", "pretrain=clm": "pretrain=mlm"}
+    args = [swap.get(a, a) for a in TINY_TEXT]
+    run_cli([*args, "regime=incremental_pretrain", "budget.per_class=2"], tmp_path)
+    record = json.loads(next((tmp_path / "outputs").rglob("record.json")).read_text())
+    assert record["status"] == "ok" and record["config"]["pretrain"]["mask_share"] == 0.15
+    m = record["metrics"]
+    assert m["lm/target_bpb_continued"] < m["lm/target_bpb_before"] < 9  # DAPT lowers them
+    assert 0 < m["lm/source_bpb_before"] < 9
