@@ -17,12 +17,11 @@ from torch import nn
 from benchmarks import keys
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext, domain, new_backbone, ssl_images, weights_backbone
-from benchmarks.probing import head_accuracy, probe_accuracy
+from benchmarks.probing import head_accuracy, lm_bits, mask_share, probe_accuracy
 from common.cache import cached, stable_hash
 from lightning_modules.backbones import clone_state
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.domains import Domain
-from lightning_modules.language_models import bits_per_byte
 from lightning_modules.normalization import stats_of
 from lightning_modules.pretrain import LM_OBJECTIVES, PretrainModule
 from lightning_modules.probe import l2_at_edge
@@ -133,11 +132,7 @@ def source_bits(ctx: RunContext, backbone: nn.Module) -> dict[str, float]:
     """``{"source_bpb": ...}`` of a language model on the source's test passages; {} for images."""
     if not ctx.source.is_text:
         return {}
-    return {"source_bpb": bits_per_byte(backbone, ctx.source.x_test.to(ctx.device), _share(ctx))}
-
-
-def _share(ctx: RunContext) -> float:
-    return float(ctx.cfg.pretrain.mask_share or 0.0)
+    return {"source_bpb": lm_bits(ctx, backbone, ctx.source)}
 
 
 def continued_facts(stages: Sequence[Continued]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -183,7 +178,7 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
             p.warmup_fraction,
             p.temperature or 0.5,
             seed=cfg.train_seed,
-            mask_share=_share(ctx),
+            mask_share=mask_share(ctx),
         )
         if p.objective != "supervised":  # labels unused: unlabelled extras join (STL-10)
             x, y = ssl_images(ctx.source).to(ctx.device), None
@@ -259,7 +254,7 @@ def continued_backbone(
             cfg.pretrain.temperature or 0.5,
             seed=cfg.train_seed,
             schedule=c.schedule,
-            mask_share=_share(ctx),
+            mask_share=mask_share(ctx),
         )
         x_new = ssl_images(target).to(ctx.device)
         x_old = concat([ssl_images(d) for d in earlier]).to(ctx.device) if earlier else None

@@ -75,6 +75,16 @@ def probe_accuracy(
     return acc, probe.l2
 
 
+def mask_share(ctx: RunContext) -> float:
+    """The share of bytes a language model's objective masks: 0 for a causal LM (and images)."""
+    return float(ctx.cfg.pretrain.mask_share or 0.0)
+
+
+def lm_bits(ctx: RunContext, backbone: nn.Module, dom: Domain) -> float:
+    """A language model's bits per byte on ``dom``'s test passages, masked as it was pretrained."""
+    return bits_per_byte(backbone, dom.x_test.to(ctx.device), mask_share(ctx))
+
+
 @torch.no_grad()
 def head_accuracy(ctx: RunContext, backbone: nn.Module, head: nn.Module) -> float:
     """Source test accuracy of ``head`` on ``backbone``'s features: the functional measure."""
@@ -167,8 +177,7 @@ def forgetting(ctx: RunContext, pretrained: Pretrained, backbone: nn.Module) -> 
             "source/forgetting": before - after,
         }
         if pretrained.source_bpb is not None:  # a language model: its LM skill on the source
-            share = float(ctx.cfg.pretrain.mask_share or 0.0)
-            bits = bits_per_byte(backbone, ctx.source.x_test.to(ctx.device), share)
+            bits = lm_bits(ctx, backbone, ctx.source)
             out |= {
                 "lm/source_bpb_before": pretrained.source_bpb,
                 "lm/source_bpb_after": bits,

@@ -21,14 +21,13 @@ from benchmarks import anchoring, fits, interpolating, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
-from benchmarks.probing import forgetting, pretrained_features, probe_accuracy
+from benchmarks.probing import forgetting, lm_bits, pretrained_features, probe_accuracy
 from benchmarks.results import Outcome, outcome_of, train_and_evaluate
 from benchmarks.selecting import Scored, scored
 from benchmarks.validation import MITIGATIONS
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
-from lightning_modules.language_models import bits_per_byte
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import materialize
 from lightning_modules.text_baselines import text_features
@@ -100,10 +99,8 @@ def _target_bits(ctx: RunContext, backbone: torch.nn.Module, stage: str) -> dict
     """A language model's bits per byte on the target's test passages (``{}`` for images)."""
     if not ctx.target.is_text:
         return {}
-    share = float(ctx.cfg.pretrain.mask_share or 0.0)
     with ctx.phase("eval"):
-        bits = bits_per_byte(backbone, ctx.target.x_test.to(ctx.device), share)
-    return {f"lm/target_bpb_{stage}": bits}
+        return {f"lm/target_bpb_{stage}": lm_bits(ctx, backbone, ctx.target)}
 
 
 def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:

@@ -22,6 +22,7 @@ another Python version has other texts, so the records state the version
 from __future__ import annotations
 
 import ast
+import re
 import sysconfig
 import textwrap
 from collections.abc import Iterator
@@ -35,6 +36,10 @@ from lightning_modules.datasets import NODE, DataError, Raw, _split_indices
 from lightning_modules.tokens import encode
 
 SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__", "site-packages"})
+
+
+# A line with its end, split only at \r\n, \r and \n (not at \f or \v): ast's own rule.
+LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 
 def _stdlib() -> Path:
@@ -104,11 +109,27 @@ def _functions(path: Path) -> Iterator[str]:
         tree = ast.parse(source)
     except (SyntaxError, UnicodeDecodeError, ValueError):
         return  # a file this interpreter cannot parse (lib2to3's fixtures) is no function
+    lines = LINE.findall(source)  # once per file: ast.get_source_segment splits per call
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            segment = ast.get_source_segment(source, node)
+            segment = _segment(lines, node)
             if segment:
                 yield textwrap.dedent(segment)
+
+
+def _segment(lines: list[str], node: ast.stmt) -> str:
+    """``ast.get_source_segment(source, node)`` on the source's lines, split once.
+
+    The stdlib's version splits the whole file at every call: quadratic, 57 s of a cold text
+    study for five packages. Columns are UTF-8 byte offsets, as there.
+    """
+    first, last = node.lineno - 1, node.end_lineno - 1
+    start, end = node.col_offset, node.end_col_offset
+    if first == last:
+        return lines[first].encode()[start:end].decode()
+    head = lines[first].encode()[start:].decode()
+    tail = lines[last].encode()[:end].decode()
+    return "".join([head, *lines[first + 1 : last], tail])
 
 
 def python_code(spec: dict[str, Any], _size: int, _cache_dir: str) -> Raw:

@@ -16,6 +16,7 @@ backbone produced, without a copy to numpy.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,7 @@ from torch import nn
 from lightning_modules.normalization import normalize, stats_of
 from lightning_modules.streaming import Images, chunks
 
+SPARSE_BELOW = 0.1  # share of nonzero features under which the fit multiplies in CSR
 FEATURE_SCALE = 10.0  # norm of every feature vector the probe sees; sets the l2 grid's scale
 
 
@@ -68,6 +70,7 @@ def _fit(
     z = normalize_features(features.double())  # float64: a stable, deterministic L-BFGS
     onehot = F.one_hot(labels, num_classes).to(z.dtype)
     n = z.shape[0]
+    z_mm, zt_mm = _products(z)
     weight = torch.zeros(z.shape[1], num_classes, dtype=z.dtype)
     bias = torch.zeros(num_classes, dtype=z.dtype)
     if start is not None:
@@ -81,14 +84,29 @@ def _fit(
     )
 
     def closure() -> torch.Tensor:
-        log_p = torch.log_softmax(z @ weight + bias, dim=1)
+        log_p = torch.log_softmax(z_mm @ weight + bias, dim=1)
         residual = (log_p.exp() - onehot) / n
-        weight.grad = z.T @ residual + l2 * weight
+        weight.grad = zt_mm @ residual + l2 * weight
         bias.grad = residual.sum(0)
         return -(log_p * onehot).sum() / n + 0.5 * l2 * weight.pow(2).sum()
 
     opt.step(closure)
     return LinearProbe(weight, bias, l2)
+
+
+def _products(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``z`` and its transpose as the closure multiplies them: CSR where ``z`` is mostly zeros.
+
+    TF-IDF rows of character n-grams are about 4% nonzero; at 8,000 x 4,096 the two CSR
+    products of a closure took 7 ms against 350 ms dense (one thread), and agree to 1e-13.
+    Dense features (pixels, a backbone's) keep the dense products, so their probes are unchanged.
+    """
+    if z.numel() == 0 or z.count_nonzero() > SPARSE_BELOW * z.numel():
+        return z, z.T
+    with warnings.catch_warnings():  # torch calls its CSR support beta; these two ops are plain
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        csr = z.to_sparse_csr()
+        return csr, csr.t().to_sparse_csr()  # 7x faster than converting the dense z.T
 
 
 def _folds(labels: torch.Tensor, n_folds: int, seed: int) -> list[torch.Tensor]:

@@ -121,3 +121,23 @@ def test_warm_started_cv_chooses_what_cold_fits_choose():
             correct[l2] += int((probe.logits(x[val]).argmax(1) == y[val]).sum())
     cold = max(sorted(grid, reverse=True), key=lambda l2: correct[l2])
     assert select_l2(x, y, 3, grid, default_l2=0.5) == cold
+
+
+def test_mostly_zero_features_fit_in_csr_to_the_dense_solution(monkeypatch):
+    """TF-IDF-like rows (5% nonzero) take the CSR products; forcing dense gives the same probe."""
+    from lightning_modules import probe as probe_module
+
+    gen = torch.Generator().manual_seed(3)
+    y = torch.arange(4).repeat_interleave(40)
+    x = torch.rand(len(y), 300, generator=gen) * (torch.rand(len(y), 300, generator=gen) < 0.05)
+    x[torch.arange(len(y)), y] += 1.0  # one informative column per class
+    assert float((x != 0).float().mean()) < probe_module.SPARSE_BELOW
+    z = probe_module.normalize_features(x.double())
+    assert probe_module._products(z)[0].layout == torch.sparse_csr
+    sparse = fit_probe(x, y, 4, l2_grid=[1e-3, 1e-1, 10.0], default_l2=0.1)
+    monkeypatch.setattr(probe_module, "SPARSE_BELOW", 0.0)  # nothing is sparse enough: dense
+    assert probe_module._products(z)[0].layout == torch.strided
+    dense = fit_probe(x, y, 4, l2_grid=[1e-3, 1e-1, 10.0], default_l2=0.1)
+    assert sparse.l2 == dense.l2
+    torch.testing.assert_close(sparse.weight, dense.weight, rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(sparse.bias, dense.bias, rtol=1e-6, atol=1e-8)
