@@ -49,6 +49,8 @@ def drop_text_nulls(data: dict) -> dict:
     ):
         if key in data.get(node, {}) and data[node][key] is None:
             data[node].pop(key)
+    if "control" in data and data["control"] is None:  # no unrelated-corpus control
+        data.pop("control")
     for dom in (data.get("stream") or {}).values():
         if dom.get("text", 0) is None:
             dom.pop("text")

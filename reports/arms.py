@@ -47,10 +47,10 @@ IGNORED_NODES = ("paths", "comparisons")
 # A sweep's grids are one declaration (a run may hold only its own regime's); what a trial used is
 # its selection.hparams. tuning.trials still tells a tuned sweep from a fixed one.
 IGNORED_PREFIXES = ("tuning.grids.",)
-STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream", "tfidf")
+STAGE_NODES = ("train", "pretrain", "continued_pretrain", "stream", "control", "tfidf")
 # Keys the text modality added, null in every image run: left out there, so image records written
 # before and after they existed are one arm.
-NULL_AS_UNSET = ("model.text", "data.text", "source.text", "pretrain.mask_share")
+NULL_AS_UNSET = ("model.text", "data.text", "source.text", "pretrain.mask_share", "control")
 UNSET = "???"  # OmegaConf's mandatory-missing marker: a stage node the regime never set
 MISSING = "(not set)"
 

@@ -22,6 +22,7 @@ COLORS = {
     "incremental_pretrain": "#9467bd",
     "lp_ft": "#e377c2",
     "longer_pretrain": "#ff7f0e",
+    "unrelated_pretrain": "#aec7e8",
     "svm": "#bcbd22",
     "knn": "#17becf",
     "label_spreading": "#8c564b",

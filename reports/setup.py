@@ -146,6 +146,8 @@ def _recipes(records: list[RunRecord]) -> list[str]:
             what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
             what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
             on = CONTINUED_ON.get(r.regime, "the target's")
+            if r.regime == "unrelated_pretrain":  # the control corpus, named in the record
+                on = f"the control {domain_facts(r, 'control').get('name')}'s"
             objective = cfg.get("pretrain", {}).get("objective")
             objective = objective if objective in ("clm", "mlm") else "SimCLR"
             items = "passages" if objective != "SimCLR" else "images"

@@ -18,6 +18,7 @@ PRETRAINED = (
     "linear_probe",
     "incremental_pretrain",
     "longer_pretrain",
+    "unrelated_pretrain",
     "wise_ft",
     "l2sp",
     "ewc",
@@ -31,11 +32,13 @@ TEXT_ONLY = {
         "data.text.unlabeled_passages=100",
     ],
 }  # fmt: skip
+# unrelated_pretrain needs its corpus: on images, any domain that is neither source nor target.
+NEEDS = TEXT_ONLY | {"unrelated_pretrain": ["+data@control=digits_invert"]}
 
 
 @pytest.mark.parametrize("regime", sorted(REGIMES))
 def test_regime_writes_an_ok_record(regime, compose_cfg, tmp_path):
-    cfg = compose_cfg(f"regime={regime}", "budget.per_class=2", *TEXT_ONLY.get(regime, []))
+    cfg = compose_cfg(f"regime={regime}", "budget.per_class=2", *NEEDS.get(regime, []))
     record = execute(cfg, tmp_path / regime)
     assert record.status == "ok", record.error
     m = record.metrics

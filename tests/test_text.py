@@ -109,7 +109,10 @@ def test_the_corpora_are_labelled_deduplicated_and_disjoint(tmp_path):
         0, str(tmp_path),
     )  # fmt: skip
     assert code.class_names == ("asyncio", "email", "xml")  # json: fewer than 40 functions
-    for raw in (docs, code):
+    bible = load(_spec("kjv", passage_bytes=64, min_examples=40), 0, str(tmp_path))
+    assert bible.class_names[0] == "Genesis" and "Revelation" in bible.class_names
+    assert not any(c.isdigit() or c in "[]" for t in decode(bible.x_train[:200]) for c in t[:3])
+    for raw in (docs, code, bible):
         train, test = set(decode(raw.x_train)), set(decode(raw.x_test))
         assert len(train) == len(raw.x_train) and not train & test  # each passage once
         assert raw.x_train.shape[1] == 64
@@ -135,6 +138,19 @@ def test_budgets_on_text_are_nested(tmp_path):
         (["data.text.packages=[asyncio,nothere]"], "data.text.packages="),
         (["data.text.min_examples=1"], "data.text.min_examples=1 is invalid; allowed: an int >= 2"),
         (["source.text.passage_bytes=16"], "allowed: data.text.passage_bytes (32)"),
+        (["regime=unrelated_pretrain"], "control=None is invalid; allowed: a domain for"),
+        (
+            [
+                "regime=unrelated_pretrain",
+                "+data@control=python_docs",
+                "control.text.passage_bytes=32",
+            ],
+            "control='python_docs' is invalid; allowed: a corpus other than source",
+        ),
+        (
+            ["regime=unrelated_pretrain", "+data@control=kjv"],
+            "control.text.passage_bytes=64 is invalid; allowed: data.text.passage_bytes (32)",
+        ),
     ],
 )
 def test_bad_text_input_is_one_line_and_exit_2(tmp_path, args, says):
@@ -189,3 +205,22 @@ def test_a_masked_lm_runs_every_stage_through_the_entry_point(tmp_path):
     m = record["metrics"]
     assert m["lm/target_bpb_continued"] < m["lm/target_bpb_before"] < 9  # DAPT lowers them
     assert 0 < m["lm/source_bpb_before"] < 9
+
+
+def test_the_unrelated_corpus_control_continues_on_its_own_corpus(tmp_path):
+    """unrelated_pretrain: incremental_pretrain's stage on data@control, from the same backbone."""
+    control = ["+data@control=kjv", "control.text.passage_bytes=32"]
+    regimes = "regime=incremental_pretrain,unrelated_pretrain"
+    run_cli(["-m", *TINY_TEXT, *control, "name=ctl", regimes, "budget.per_class=2"], tmp_path)
+    records = {
+        r["regime"]: r
+        for r in (json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("record.json"))
+    }
+    dapt, unrelated = records["incremental_pretrain"], records["unrelated_pretrain"]
+    assert dapt["status"] == unrelated["status"] == "ok"
+    assert unrelated["domains"]["control"]["name"] == "kjv" and "control" not in dapt["domains"]
+    assert dapt["info"]["pretrain_hash"] == unrelated["info"]["pretrain_hash"]
+    assert dapt["info"]["continued_pretrain_hash"] != unrelated["info"]["continued_pretrain_hash"]
+    for m in (dapt["metrics"], unrelated["metrics"]):
+        assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
+    assert dapt["config_hash"] != unrelated["config_hash"]
