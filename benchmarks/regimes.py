@@ -10,7 +10,8 @@ results its stages returned.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import copy
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -103,25 +104,43 @@ def _target_bits(ctx: RunContext, backbone: torch.nn.Module, stage: str) -> dict
         return {f"lm/target_bpb_{stage}": lm_bits(ctx, backbone, ctx.target)}
 
 
-def _continued_then_trained(ctx: RunContext, on: DictConfig | None) -> Outcome:
+def _continued_then_trained(ctx: RunContext, stages: Sequence[DictConfig | None]) -> Outcome:
+    """Continued stages on each domain of ``stages`` in turn (``None``: the target), then LP-FT.
+
+    Each stage starts from the one before and is cached under its chain of keys; the bits per
+    byte ``continued`` and the source accuracy after it are read after the last stage.
+    """
     pre = pretrained(ctx)
     bits = _target_bits(ctx, pre.backbone, "before")
-    cont = continued_backbone(ctx, pre.backbone, pre.probe_l2, pre.cache.key, on, (ctx.source,))
-    bits |= _target_bits(ctx, cont.backbone, "continued")
-    if cont.source_bpb is not None:
-        bits["lm/source_bpb_continued"] = cont.source_bpb
-    trained, sc = train_and_evaluate(ctx, cont.backbone, pre=pre)
-    cont_info, cont_compute = continued_facts([cont])
+    backbone, base, earlier, done = pre.backbone, pre.cache.key, [ctx.source], list[Continued]()
+    for stage, on in enumerate(stages, start=1):
+        cont = continued_backbone(ctx, backbone, pre.probe_l2, base, on, tuple(earlier), stage)
+        done.append(cont)
+        backbone, base = cont.backbone, cont.cache.key
+        earlier.append(domain(on if on is not None else ctx.cfg.data, ctx.cfg))
+    last = done[-1]
+    bits |= _target_bits(ctx, last.backbone, "continued")
+    if last.source_bpb is not None:
+        bits["lm/source_bpb_continued"] = last.source_bpb
+    trained, sc = train_and_evaluate(ctx, last.backbone, pre=pre)
+    cont_info, cont_compute = continued_facts(done)
     info = pre.info() | cont_info | trained.info()
     compute = pre.compute() | cont_compute | trained.compute()
-    extra = forgetting(ctx, pre, cont.backbone) | {"source/acc_after_continued": cont.source_acc}
+    extra = forgetting(ctx, pre, last.backbone) | {"source/acc_after_continued": last.source_acc}
     extra |= bits
     return outcome_of(sc, info, compute, extra)
 
 
+def _task_passages(cfg: DictConfig) -> DictConfig:
+    """The target's spec without its unlabelled corpus: the task's own train passages only."""
+    task = copy.deepcopy(cfg.data)
+    task.text.unlabeled_passages = 0
+    return task
+
+
 def incremental_pretrain(ctx: RunContext) -> Outcome:
     """Pretrained, then SimCLR on the target's unlabelled train split, then fine-tuned."""
-    return _continued_then_trained(ctx, None)
+    return _continued_then_trained(ctx, [None])
 
 
 def longer_pretrain(ctx: RunContext) -> Outcome:
@@ -132,7 +151,7 @@ def longer_pretrain(ctx: RunContext) -> Outcome:
     over this is adaptation to the target, not just more pretraining. Cached under the source's
     domain spec, so it is one stage per train seed however many budgets are swept.
     """
-    return _continued_then_trained(ctx, ctx.cfg.source)
+    return _continued_then_trained(ctx, [ctx.cfg.source])
 
 
 def unrelated_pretrain(ctx: RunContext) -> Outcome:
@@ -143,7 +162,28 @@ def unrelated_pretrain(ctx: RunContext) -> Outcome:
     same fine-tuning. Beside ``longer_pretrain`` (the source again) it asks whether DAPT's gain
     is the target domain's text or any new text. Cached under the control's domain spec.
     """
-    return _continued_then_trained(ctx, ctx.cfg.control)
+    return _continued_then_trained(ctx, [ctx.cfg.control])
+
+
+def task_pretrain(ctx: RunContext) -> Outcome:
+    """TAPT (Gururangan et al. 2020): the continued stage on the task's own train passages only.
+
+    ``incremental_pretrain`` (DAPT) continues on the target's passages and its domain corpus
+    (``data.text.unlabeled_passages`` of other code); this is the same stage (steps, batch, lr,
+    schedule) without the corpus, labels unused, then the same fine-tuning. A text regime: a
+    target without a domain corpus would make it ``incremental_pretrain`` (refused).
+    """
+    return _continued_then_trained(ctx, [_task_passages(ctx.cfg)])
+
+
+def domain_then_task_pretrain(ctx: RunContext) -> Outcome:
+    """DAPT then TAPT (Gururangan et al. 2020, "DAPT + TAPT"): two continued stages in turn.
+
+    The first is ``incremental_pretrain``'s stage (the same cache entry), the second
+    ``task_pretrain``'s stage started from it: twice the continued compute of either, so a gain
+    over ``incremental_pretrain`` is the paper's claim with its extra compute, as the paper ran it.
+    """
+    return _continued_then_trained(ctx, [None, _task_passages(ctx.cfg)])
 
 
 def continual_pretrain(ctx: RunContext) -> Outcome:
@@ -291,6 +331,8 @@ READS: dict[str, tuple[str, ...]] = {
     "incremental_pretrain": ("pretrain", "continued_pretrain", "train"),
     "longer_pretrain": ("pretrain", "continued_pretrain", "train"),
     "unrelated_pretrain": ("pretrain", "continued_pretrain", "train", "control"),
+    "task_pretrain": ("pretrain", "continued_pretrain", "train"),
+    "domain_then_task_pretrain": ("pretrain", "continued_pretrain", "train"),
     "wise_ft": ("pretrain", "train", "wise_ft"),
     "l2sp": ("pretrain", "train", "l2sp"),
     "ewc": ("pretrain", "train", "ewc"),
@@ -320,6 +362,8 @@ REGIMES: dict[str, Callable[[RunContext], Outcome]] = {
     "incremental_pretrain": incremental_pretrain,
     "longer_pretrain": longer_pretrain,
     "unrelated_pretrain": unrelated_pretrain,
+    "task_pretrain": task_pretrain,
+    "domain_then_task_pretrain": domain_then_task_pretrain,
     "wise_ft": interpolating.wise_ft,
     "l2sp": anchoring.l2sp,
     "ewc": anchoring.ewc,

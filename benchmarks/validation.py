@@ -36,12 +36,14 @@ MITIGATIONS = ("wise_ft", *PENALISED)  # each reads the config node of its own n
 
 # Continued pretraining on the target is only "incremental" when the target differs from the
 # source; on the same images it is just longer pretraining, and its comparison is meaningless.
-NEEDS_DISTINCT_SOURCE = ("incremental_pretrain",)
+NEEDS_DISTINCT_SOURCE = ("incremental_pretrain", "task_pretrain", "domain_then_task_pretrain")
+# TAPT's data is the target's passages without its domain corpus: with no corpus it is DAPT.
+NEEDS_DOMAIN_CORPUS = ("task_pretrain", "domain_then_task_pretrain")
 EVALUATE_ON = ("test", "validation")
 # The regimes built for text so far; the others refuse a language model in one line.
 TEXT_REGIMES = (
     "scratch", "finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain",
-    "unrelated_pretrain", "tfidf",
+    "unrelated_pretrain", "task_pretrain", "domain_then_task_pretrain", "tfidf",
 )  # fmt: skip
 
 
@@ -354,6 +356,11 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
             cfg.data.name,
             f"a target domain other than the source ({cfg.source.name}) for {cfg.regime.name}",
         )
+    if cfg.regime.name in NEEDS_DOMAIN_CORPUS:
+        corpus = cfg.data.text.unlabeled_passages if cfg.data.text is not None else None
+        _check(bool(corpus), "data.text.unlabeled_passages", corpus,
+               f"> 0, a text target with a domain corpus ({cfg.regime.name} continues on the "
+               "task's passages without it; with none it is incremental_pretrain)")  # fmt: skip
     if "control" in reads[cfg.regime.name]:
         _check_control(cfg)
     try:

@@ -23,6 +23,8 @@ COLORS = {
     "lp_ft": "#e377c2",
     "longer_pretrain": "#ff7f0e",
     "unrelated_pretrain": "#aec7e8",
+    "task_pretrain": "#c5b0d5",
+    "domain_then_task_pretrain": "#5254a3",
     "svm": "#bcbd22",
     "knn": "#17becf",
     "label_spreading": "#8c564b",

@@ -127,7 +127,12 @@ def _recipe(parts: dict[str, Any]) -> str:
 
 
 # Where a regime's continued SimCLR stage runs, when not on the target (benchmarks/regimes.py).
-CONTINUED_ON = {"longer_pretrain": "the source's", "continual_pretrain": "each stream domain's"}
+CONTINUED_ON = {
+    "longer_pretrain": "the source's",
+    "continual_pretrain": "each stream domain's",
+    "task_pretrain": "the task's own (no domain corpus)",
+    "domain_then_task_pretrain": "the target's, then the task's own",
+}
 
 
 def _recipes(records: list[RunRecord]) -> list[str]:

@@ -19,6 +19,8 @@ PRETRAINED = (
     "incremental_pretrain",
     "longer_pretrain",
     "unrelated_pretrain",
+    "task_pretrain",
+    "domain_then_task_pretrain",
     "wise_ft",
     "l2sp",
     "ewc",
@@ -26,12 +28,12 @@ PRETRAINED = (
 
 
 # Text-only regimes run on the default text domains (tests/test_text.py has the text study).
-TEXT_ONLY = {
-    "tfidf": [
-        "model=gpt2_tiny", "data@source=python_docs", "data=python_code", "pretrain=clm",
-        "data.text.unlabeled_passages=100",
-    ],
-}  # fmt: skip
+TEXT = [
+    "model=gpt2_tiny", "data@source=python_docs", "data=python_code", "pretrain=clm",
+    "data.text.unlabeled_passages=100", "model.text.width=16", "model.text.layers=1",
+    "train.augment=false",
+]  # fmt: skip
+TEXT_ONLY = {regime: TEXT for regime in ("tfidf", "task_pretrain", "domain_then_task_pretrain")}
 # unrelated_pretrain needs its corpus: on images, any domain that is neither source nor target.
 NEEDS = TEXT_ONLY | {"unrelated_pretrain": ["+data@control=digits_invert"]}
 

@@ -140,6 +140,10 @@ def test_budgets_on_text_are_nested(tmp_path):
         (["source.text.passage_bytes=16"], "allowed: data.text.passage_bytes (32)"),
         (["regime=unrelated_pretrain"], "control=None is invalid; allowed: a domain for"),
         (
+            ["regime=task_pretrain", "data.text.unlabeled_passages=0"],
+            "data.text.unlabeled_passages=0 is invalid; allowed: > 0, a text target with a domain",
+        ),
+        (
             [
                 "regime=unrelated_pretrain",
                 "+data@control=python_docs",
@@ -189,6 +193,7 @@ def test_a_tiny_text_multirun_writes_records_with_bits_per_byte_and_a_report(tmp
     [
         (["data@source=python_docs"], "model='test_resnet' is invalid; allowed: a language model"),
         (["model=gpt2_tiny", "pretrain=clm"], "data.dataset='digits' is invalid; allowed: a text"),
+        (["regime=domain_then_task_pretrain"], "data.text.unlabeled_passages=None is invalid"),
     ],
 )
 def test_text_and_images_do_not_mix(tmp_path, args, says):
@@ -224,3 +229,32 @@ def test_the_unrelated_corpus_control_continues_on_its_own_corpus(tmp_path):
     for m in (dapt["metrics"], unrelated["metrics"]):
         assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
     assert dapt["config_hash"] != unrelated["config_hash"]
+
+
+def test_tapt_continues_on_the_task_passages_alone_and_after_dapt(tmp_path):
+    """task_pretrain drops the domain corpus; domain_then_task_pretrain chains it after DAPT."""
+    regimes = "regime=incremental_pretrain,task_pretrain,domain_then_task_pretrain"
+    run_cli(["-m", *TINY_TEXT, "name=tapt", regimes, "budget.per_class=2"], tmp_path)
+    records = {
+        r["regime"]: r
+        for r in (json.loads(p.read_text()) for p in (tmp_path / "multirun").rglob("record.json"))
+    }
+    dapt, tapt, both = (
+        records[r] for r in ("incremental_pretrain", "task_pretrain", "domain_then_task_pretrain")
+    )
+    assert dapt["status"] == tapt["status"] == both["status"] == "ok"
+
+    def stage_key(record):
+        entry = tmp_path / "cache" / "continued" / record["info"]["continued_pretrain_hash"]
+        return json.loads((entry / "meta.json").read_text())["key"]
+
+    dapt_key, tapt_key, both_key = stage_key(dapt), stage_key(tapt), stage_key(both)
+    assert dapt_key["target"]["loaded"]["n_unlabeled"] == 300  # TINY_TEXT's domain corpus
+    assert tapt_key["target"]["loaded"]["n_unlabeled"] == 0  # the task's passages alone
+    assert tapt_key["target"]["loaded"]["n_train"] == dapt_key["target"]["loaded"]["n_train"]
+    assert tapt_key["base"] == dapt_key["base"]  # both continue the same pretrained backbone
+    assert both_key["base"] == dapt_key and both_key["target"] == tapt_key["target"]
+    samples = [r["compute"]["continued_pretrain_samples"] for r in (dapt, tapt, both)]
+    assert samples[0] == samples[1] and samples[2] == 2 * samples[0]
+    for m in (tapt["metrics"], both["metrics"]):
+        assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
