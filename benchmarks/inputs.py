@@ -52,6 +52,7 @@ class RunContext:
     # before and after) and the pretrained entry's key use it, so the trials of a probe grid
     # share one pretraining and one forgetting probe. None: the run's own cfg.probe.
     declared_probe: DictConfig | None = None
+    reads: tuple[str, ...] = ()  # the stage nodes the regime reads (benchmarks/regimes.py READS)
 
     @property
     def source_probe(self) -> DictConfig:

@@ -37,7 +37,8 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor, torch.Tensor
     examples too (None for the other protocols).
 
     Also builds every ``stream`` domain of a regime that reads it, and checks the budget there
-    and on the source (continual pretraining fits a budget probe on each).
+    and on the source (continual pretraining fits a budget probe on each), and the ``control``
+    corpus of a regime that reads it.
 
     Raises:
         ConfigError: one line naming the key, the value and what is allowed.
@@ -54,6 +55,8 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor, torch.Tensor
         if cfg.regime.name == "continual_pretrain":
             for dom in (source, *(domain(cfg.stream[k], cfg) for k in cfg.stream)):
                 _budget_fits(dom, per_class, cfg.subset_seed)
+        if "control" in READS[cfg.regime.name]:  # fails here, not after pretraining
+            domain(cfg.control, cfg)
         if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
             load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
     except (DomainError, BudgetError, ModelError) as err:
@@ -83,8 +86,8 @@ def signature(cfg: DictConfig) -> str:
 
     The subset seed only picks which examples are labelled, never whether the budget fits.
     """
-    nodes = ("source", "data", "stream", "model", "budget", "paths", "selection")
-    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in nodes}
+    nodes = ("source", "data", "stream", "control", "model", "budget", "paths", "selection")
+    parts = {k: OmegaConf.to_container(cfg[k], resolve=True) if cfg[k] else None for k in nodes}
     parts["regime"], parts["objective"] = cfg.regime.name, cfg.pretrain.objective
     return json.dumps(parts, sort_keys=True, default=str)
 

@@ -186,11 +186,20 @@ def domain_then_task_pretrain(ctx: RunContext) -> Outcome:
     return _continued_then_trained(ctx, [None, _task_passages(ctx.cfg)])
 
 
+def _stream_bits(ctx: RunContext, backbone: torch.nn.Module, domains: list) -> list[float]:
+    """A language model's bits per byte on each domain's test passages (``[]`` for images)."""
+    if not ctx.target.is_text:
+        return []
+    with ctx.phase("eval"):
+        return [lm_bits(ctx, backbone, d) for d in domains]
+
+
 def continual_pretrain(ctx: RunContext) -> Outcome:
-    """Source pretraining, then SimCLR on each domain of ``stream`` in turn (no labels).
+    """Source pretraining, then SimCLR (or the LM's objective) on each ``stream`` domain in turn.
 
     After every stage a linear probe on every domain (fitted on the run's label budget of that
-    domain) fills the accuracy matrix ``R/i/j``; ``b/j``
+    domain) fills the accuracy matrix ``R/i/j``, and for a language model its bits per byte on
+    every domain's test passages the matrix ``lm/B/i/j``; ``b/j``
     is the same probe on a randomly initialised backbone. The stream's last domain is the run's
     target (validation checks ``data`` is it): ``test/*`` are the linear_probe regime's metrics
     on it after the last stage (R[T, T] up to the probe's l2 choice). Forgetting, backward
@@ -221,6 +230,7 @@ def continual_pretrain(ctx: RunContext) -> Outcome:
         _, first, _ = cached(cfg.paths.cache_dir, "stream_start", key, start)
     baseline, l2 = first["baseline"], first["l2"]
     rows, stages, backbone, base = [first["row"]], list[Continued](), pre.backbone, pre.cache.key
+    bits = [_stream_bits(ctx, pre.backbone, domains)]  # a language model's: [] for images
     for i, dom_cfg in enumerate(stream, start=1):
         cont = continued_backbone(
             ctx, backbone, pre.probe_l2, base, dom_cfg, tuple(domains[:i]), stage=i
@@ -229,7 +239,9 @@ def continual_pretrain(ctx: RunContext) -> Outcome:
         backbone, base = cont.backbone, cont.cache.key
         with ctx.phase("eval"):
             rows.append([probe(backbone, j, l2[j])[0] for j in range(len(domains))])
+        bits.append(_stream_bits(ctx, backbone, domains))
     metrics = {f"R/{i}/{j}": acc for i, row in enumerate(rows) for j, acc in enumerate(row)}
+    metrics |= {f"lm/B/{i}/{j}": b for i, row in enumerate(bits) for j, b in enumerate(row)}
     with ctx.phase("features"):
         train_x = extract_features(backbone, ctx.target.x_train.to(ctx.device))
         test_x = extract_features(backbone, ctx.target.x_test.to(ctx.device))

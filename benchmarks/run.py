@@ -109,6 +109,7 @@ def run_context(
         job_dir=job_dir,
         holdout=holdout,
         declared_probe=declared_probe,
+        reads=READS[cfg.regime.name],
     )
 
 

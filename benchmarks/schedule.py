@@ -17,7 +17,14 @@ CACHED_STAGES = ("pretrain", "continued_pretrain")  # built once, shared through
 # build a stage this list does not foresee: that costs a wait on the cache lock, never a result.
 _SHARED = ("budget.per_class=", "regime=", "subset_seed=", "tuning.trial=")
 _AFTER = {
-    "pretrain": ("continued_pretrain.", "train.", "stream."),
+    "pretrain": (
+        "continued_pretrain.",
+        "train.",
+        "stream.",
+        "control.",
+        "data@control=",
+        "+data@control=",
+    ),
     "continued_pretrain": ("train.",),
 }
 

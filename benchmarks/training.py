@@ -144,6 +144,8 @@ def train_classifier(
     assert isinstance(run, dict)
     run.pop("paths")  # the checkpoint key: everything the fit depends on
     run.pop("tfidf")  # a node no fit reads, keyed as before it existed
+    if "control" not in ctx.reads:  # only unrelated_pretrain's backbone comes from the control
+        run.pop("control", None)
     drop_text_nulls(run)
     key = run if fold is None else run | {"fold": fold}
     with ctx.phase(phase), stage_checkpoints(cfg, name, key) as checkpoints:

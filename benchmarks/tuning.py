@@ -41,6 +41,7 @@ NOT_TUNABLE = (
     "data",
     "source",
     "stream",
+    "control",
     "model.name",
     "model.factory",
     "model.checkpoint",

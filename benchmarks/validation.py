@@ -43,22 +43,38 @@ EVALUATE_ON = ("test", "validation")
 # The regimes built for text so far; the others refuse a language model in one line.
 TEXT_REGIMES = (
     "scratch", "finetune", "lp_ft", "linear_probe", "incremental_pretrain", "longer_pretrain",
-    "unrelated_pretrain", "task_pretrain", "domain_then_task_pretrain", "tfidf",
+    "unrelated_pretrain", "task_pretrain", "domain_then_task_pretrain", "continual_pretrain",
+    "tfidf",
 )  # fmt: skip
 
 
-def _same_images(dom: DictConfig) -> tuple[Any, ...]:
-    """What decides a domain's images and labels (its name does not; its folder does)."""
-    classes = tuple(dom.classes) if dom.classes is not None else None
-    folders = tuple(
+def _folders(dom: DictConfig) -> tuple[str | None, ...]:
+    return tuple(
         str(Path(dom[k]).expanduser().resolve())
         if not OmegaConf.is_missing(dom, k) and dom[k]
         else None
         for k in ("root", "test_root")
     )
+
+
+def _same_images(dom: DictConfig) -> tuple[Any, ...]:
+    """What decides a domain's images and labels (its name does not; its folder does)."""
+    classes = tuple(dom.classes) if dom.classes is not None else None
     split = (dom.test_fraction, dom.split_seed, dom.evaluate_on, dom.validation_fraction)
     text = json.dumps(OmegaConf.to_container(dom.text), sort_keys=True) if dom.text else None
-    return (dom.dataset, classes, dom.transform, *split, folders, text)
+    return (dom.dataset, classes, dom.transform, *split, _folders(dom), text)
+
+
+def _origin(dom: DictConfig) -> tuple[Any, ...]:
+    """Where a domain's examples come from, however they are split or cut into passages.
+
+    A text corpus is its dataset (other topics or packages of it are the same text); an image
+    domain its dataset, classes, transform and folders.
+    """
+    if dom.dataset in TEXT_DATASETS:
+        return (dom.dataset,)
+    classes = tuple(dom.classes) if dom.classes is not None else None
+    return (dom.dataset, classes, dom.transform, _folders(dom))
 
 
 def _check(ok: bool, key: str, value: object, allowed: str) -> None:
@@ -105,8 +121,11 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
 def _check_stream(cfg: DictConfig) -> None:
     """A stream has domains, and its last one is the run's target."""
     _check(len(cfg.stream) >= 1, "stream", "{}", "one or more domains (data@stream.<key>=<data>)")
+    text = cfg.data.dataset in TEXT_DATASETS
     for key, dom in cfg.stream.items():
         _check_domain(f"stream.{key}", dom)
+        _check((dom.dataset in TEXT_DATASETS) == text, f"stream.{key}.dataset", dom.dataset,
+               f"a{' text' if text else 'n image'} dataset, as the target")  # fmt: skip
     last = list(cfg.stream.values())[-1]
     _check(
         _same_images(cfg.data) == _same_images(last),
@@ -212,6 +231,25 @@ def _check_image_model(cfg: DictConfig) -> None:
     _check(cfg.regime.name != "tfidf", "regime.name", "tfidf", "a text regime for text data")
 
 
+def _check_passages(prefix: str, dom: DictConfig, model: DictConfig) -> None:
+    """A text domain the language model can take: its passages' settings and what reads them."""
+    t, name, texts = model.text, model.name, ", ".join(TEXT_DATASETS)
+    _check(dom.dataset in TEXT_DATASETS, f"{prefix}.dataset", dom.dataset,
+           f"a text dataset for the language model {name}: {texts}")  # fmt: skip
+    _check(dom.text is not None, f"{prefix}.text", None, "the passages' settings")
+    length = dom.text.passage_bytes
+    _check(2 <= length <= t.max_length, f"{prefix}.text.passage_bytes", length,
+           f"2..{t.max_length} (model.text.max_length: the positions {name} has)")  # fmt: skip
+    _check(dom.text.min_examples >= 2, f"{prefix}.text.min_examples", dom.text.min_examples,
+           "an int >= 2 (a class needs a train and a test passage)")  # fmt: skip
+    _check(dom.text.unlabeled_passages >= 0, f"{prefix}.text.unlabeled_passages",
+           dom.text.unlabeled_passages, "an int >= 0")  # fmt: skip
+    code = dom.dataset == "python_code"
+    _check(code or (dom.text.packages is None and dom.text.unlabeled_passages == 0),
+           f"{prefix}.text.packages", dom.text.packages,
+           "null, with unlabeled_passages 0: only python_code reads them")  # fmt: skip
+
+
 def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
     """A language model, text domains it can take, and the regimes and objectives built for it."""
     t, name = cfg.model.text, cfg.model.name
@@ -223,25 +261,17 @@ def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
         _check(t[key] >= 1, f"model.text.{key}", t[key], "an int >= 1")
     _check(t.width % t.heads == 0, "model.text.heads", t.heads, f"a divisor of width {t.width}")
     for prefix in ("data", "source"):
-        dom = cfg[prefix]
-        _check(dom.dataset in TEXT_DATASETS, f"{prefix}.dataset", dom.dataset,
-               f"a text dataset for the language model {name}: {texts}")  # fmt: skip
-        _check(dom.text is not None, f"{prefix}.text", None, "the passages' settings")
-        length = dom.text.passage_bytes
-        _check(2 <= length <= t.max_length, f"{prefix}.text.passage_bytes", length,
-               f"2..{t.max_length} (model.text.max_length: the positions {name} has)")  # fmt: skip
-        _check(dom.text.min_examples >= 2, f"{prefix}.text.min_examples", dom.text.min_examples,
-               "an int >= 2 (a class needs a train and a test passage)")  # fmt: skip
-        _check(dom.text.unlabeled_passages >= 0, f"{prefix}.text.unlabeled_passages",
-               dom.text.unlabeled_passages, "an int >= 0")  # fmt: skip
-        code = dom.dataset == "python_code"
-        _check(code or (dom.text.packages is None and dom.text.unlabeled_passages == 0),
-               f"{prefix}.text.packages", dom.text.packages,
-               "null, with unlabeled_passages 0: only python_code reads them")  # fmt: skip
+        _check_passages(prefix, cfg[prefix], cfg.model)
     # one passage length for both: continued pretraining with replay mixes their passages
     _check(cfg.source.text.passage_bytes == cfg.data.text.passage_bytes,
            "source.text.passage_bytes", cfg.source.text.passage_bytes,
            f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+    if "stream" in read:  # and every stream domain's too, for the same reason
+        for key, dom in cfg.stream.items():
+            _check_passages(f"stream.{key}", dom, cfg.model)
+            _check(dom.text.passage_bytes == cfg.data.text.passage_bytes,
+                   f"stream.{key}.text.passage_bytes", dom.text.passage_bytes,
+                   f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
     _check(cfg.regime.name in TEXT_REGIMES, "regime.name", cfg.regime.name,
            f"a regime built for text: {', '.join(TEXT_REGIMES)}")  # fmt: skip
     objective = {"causal": "clm", "masked": "mlm"}[ARCHITECTURES[t.architecture]]
@@ -257,7 +287,11 @@ def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
 
 
 def _check_control(cfg: DictConfig) -> None:
-    """An unrelated corpus: set, of the target's modality and passage length, and neither domain."""
+    """An unrelated corpus: set, of the target's modality and passage length, and neither domain.
+
+    "Neither" is by origin (``_origin``), not by spec: the source's text or the target's images
+    re-split (another ``split_seed`` or ``test_fraction``) are still the same examples.
+    """
     name = cfg.regime.name
     _check(cfg.control is not None, "control", None,
            f"a domain for {name}'s continued stage (data@control=kjv)")  # fmt: skip
@@ -267,13 +301,13 @@ def _check_control(cfg: DictConfig) -> None:
     _check((cfg.control.dataset in TEXT_DATASETS) == text, "control.dataset",
            cfg.control.dataset, kind)  # fmt: skip
     if text:
-        _check(cfg.control.text is not None, "control.text", None, "the passages' settings")
+        _check_passages("control", cfg.control, cfg.model)
         _check(cfg.control.text.passage_bytes == cfg.data.text.passage_bytes,
                "control.text.passage_bytes", cfg.control.text.passage_bytes,
                f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
     for other in ("source", "data"):
-        _check(_same_images(cfg.control) != _same_images(cfg[other]), "control",
-               cfg.control.name, f"a corpus other than {other} ({cfg[other].name})")  # fmt: skip
+        _check(_origin(cfg.control) != _origin(cfg[other]), "control", cfg.control.name,
+               f"a corpus other than {other} ({cfg[other].name}) or a re-split of it")  # fmt: skip
 
 
 def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
@@ -347,6 +381,11 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
     _check(p.max_iter >= 1, "probe.max_iter", p.max_iter, "an int >= 1")
     _check(p.default_l2 > 0, "probe.default_l2", p.default_l2, "a float > 0")
     _check(all(v > 0 for v in p.l2_grid), "probe.l2_grid", list(p.l2_grid), "floats > 0")
+    if "control" in reads[cfg.regime.name] and cfg.control is not None:
+        # data/imagefolder.yaml also sets the source (own_images): as a control it swapped it,
+        # so this comes before the source's own checks, which would name the wrong key
+        _check(cfg.control.dataset != "imagefolder", "control.dataset", "imagefolder",
+               "a dataset whose config leaves the source alone")  # fmt: skip
     _check_domain("data", cfg.data)  # first: own_images reads its root from data.root
     _check_domain("source", cfg.source)
     if cfg.regime.name in NEEDS_DISTINCT_SOURCE:

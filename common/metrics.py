@@ -174,6 +174,12 @@ _ALL = (
         True, _RATE, per_cell=False, prefix="R/",
     ),
     Metric(
+        "lm/B/i/j",
+        "bits-per-byte matrix of a text stream: a language model's bits per byte on domain j's "
+        "test passages (0 = source) after stage i (0 = source pretraining)",
+        False, _BITS, per_cell=False, prefix="lm/B/",
+    ),
+    Metric(
         "b/j",
         "the same probe on a randomly initialised backbone: forward transfer's baseline",
         True, _RATE, per_cell=False, prefix="b/",

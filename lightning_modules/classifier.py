@@ -5,11 +5,12 @@ initialise it exactly: ``head_init`` = (weight, bias) of a probe gives Kumar et 
 start (arXiv 2202.10054), which on 1-shot digits_5to9 measured 0.73 against 0.62 for a random
 head (SimCLR backbone, 3 seeds).
 
-One module serves ``scratch``, ``finetune``, ``lp_ft``, ``incremental_pretrain``,
-``longer_pretrain``, ``wise_ft``, ``l2sp`` and ``ewc``; they differ only in the backbone they pass
-in, the head's start, the learning rates in their regime config and, for the last two, a penalty
-toward the pretrained weights. The backbone is built
-outside and injected (Lightning examples, lightning-hydra-template), so the same module trains a
+One module serves ``scratch``, ``finetune``, ``lp_ft``, the continued regimes
+(``incremental_pretrain``, ``longer_pretrain``, ``unrelated_pretrain``, ``task_pretrain``,
+``domain_then_task_pretrain``), ``wise_ft``, ``l2sp`` and ``ewc``; they differ only in the
+backbone they pass in, the head's start, the learning rates in their regime config and, for the
+last two, a penalty toward the pretrained weights. The backbone is built outside and injected
+(Lightning examples, lightning-hydra-template), so the same module trains a
 random, a pretrained or a continued-pretrained backbone.
 """
 

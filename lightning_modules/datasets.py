@@ -215,9 +215,10 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
 
     def load(spec: dict[str, Any], size: int, cache_dir: str) -> Raw:
         import sys
+        from importlib.metadata import version
 
         from common.cache import cached, versioned
-        from lightning_modules.corpora import TEXT_LOADERS
+        from lightning_modules.corpora import CORPUS_PACKAGES, TEXT_LOADERS
 
         def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raw = TEXT_LOADERS[name](spec, size, cache_dir)
@@ -227,7 +228,10 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
             return tensors, {"class_names": list(raw.class_names)}
 
         parts = {k: spec[k] for k in ("dataset", "text", "test_fraction", "split_seed")}
-        key = versioned("corpus", python=sys.version, **parts)
+        packages = {p: version(p) for p in CORPUS_PACKAGES.get(name, ())}
+        key = versioned(
+            "corpus", python=sys.version, **parts, **({"packages": packages} if packages else {})
+        )
         t, meta, _ = cached(cache_dir, "corpus", key, build)
         names = tuple(meta["class_names"])
         return Raw(

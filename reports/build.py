@@ -31,6 +31,7 @@ from reports.floor import baseline_regimes, best_by_aulc, floor_curve
 from reports.frontier import section as frontier_section
 from reports.inference import BOOT_METHOD, HOLM_METHOD
 from reports.inference import PAIRED_METHOD as CLAIM_METHOD
+from reports.streams import bits_table
 from reports.streams import section as stream_section
 from reports.variance import variance_table
 
@@ -135,6 +136,8 @@ def _write(out: Path, dirs: list[Path], collected: tuple, budgets: list[str] | N
     rows.to_csv(out / "findings.csv", index=False)
     eff.to_csv(out / "data_efficiency.csv", index=False)
     streams["matrix"].to_csv(out / "accuracy_matrix.csv", index=False)
+    if "bits" in streams:  # a language model's stream
+        streams["bits"].to_csv(out / "bits_matrix.csv", index=False)
     numbers["transfer"][TRANSFER_COLUMNS].to_csv(out / "transfer_metrics.csv", index=False)
     (out / "figures").mkdir()
     per_class = _per_class(runs, picked, budgets)
@@ -230,6 +233,11 @@ def _context(
         "paired_table": "" if paired is None else paired.to_html(escape=True),
         "transfer_table": (
             transfer.round(4).to_html(index=False, escape=True, na_rep="-") if len(transfer) else ""
+        ),
+        "bits_table": (
+            bits_table(numbers["streams"]["bits"]).to_html(escape=True)
+            if "bits" in numbers["streams"]
+            else ""
         ),
         "acc_table": tables.accuracy_table(summary).to_html(escape=True),
         "summary_table": summary.round(4).to_html(index=False, escape=True, na_rep="-"),

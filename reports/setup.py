@@ -94,7 +94,8 @@ def _passages(facts: dict[str, Any]) -> dict[str, str]:
 def _domains(record: RunRecord) -> list[tuple[str, dict[str, Any]]]:
     roles = [("source", domain_facts(record, "source")), ("target", domain_facts(record, "target"))]
     stream = (record.domains or {}).get("stream", [])
-    return roles + [(f"stream {i + 1}", d) for i, d in enumerate(stream)]
+    control = [("control", d) for d in [(record.domains or {}).get("control")] if d]
+    return roles + [(f"stream {i + 1}", d) for i, d in enumerate(stream)] + control
 
 
 def _budgets(records: list[RunRecord]) -> str:
@@ -130,6 +131,7 @@ def _recipe(parts: dict[str, Any]) -> str:
 CONTINUED_ON = {
     "longer_pretrain": "the source's",
     "continual_pretrain": "each stream domain's",
+    "unrelated_pretrain": "the control {control}'s",
     "task_pretrain": "the task's own (no domain corpus)",
     "domain_then_task_pretrain": "the target's, then the task's own",
 }
@@ -150,9 +152,8 @@ def _recipes(records: list[RunRecord]) -> list[str]:
             c = cfg.get("continued_pretrain", {})
             what = {"steps": c.get("steps"), "batch": c.get("batch_size"), "lr": c.get("lr")}
             what |= {"replay": c.get("replay"), "schedule": c.get("schedule")}
-            on = CONTINUED_ON.get(r.regime, "the target's")
-            if r.regime == "unrelated_pretrain":  # the control corpus, named in the record
-                on = f"the control {domain_facts(r, 'control').get('name')}'s"
+            control = ((r.domains or {}).get("control") or {}).get("name")  # in the record
+            on = CONTINUED_ON.get(r.regime, "the target's").format(control=control)
             objective = cfg.get("pretrain", {}).get("objective")
             objective = objective if objective in ("clm", "mlm") else "SimCLR"
             items = "passages" if objective != "SimCLR" else "images"

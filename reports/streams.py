@@ -1,5 +1,8 @@
 """Streams of domains (``continual_pretrain`` runs): the accuracy matrix and transfer metrics.
 
+A language model's stream also has its bits-per-byte matrix (``lm/B/i/j``), summarised the same
+way (``section()["bits"]``).
+
 Runs that differ only in their seed form one *variant* (e.g. ``replay=0.05, schedule=rewarm``);
 each seed's matrix gives one value of every metric in :mod:`reports.transfer`, and the tables
 report the mean over seeds with a 95% Student-t interval (``aggregate.mean_ci``).
@@ -32,6 +35,11 @@ def _size(runs: pd.DataFrame) -> int:
     return 1 + max(int(m.group(1)) for m in cells if m)
 
 
+def _has_bits(runs: pd.DataFrame) -> bool:
+    """Whether the stream's runs are a language model's (``lm/B/i/j``: bits per byte)."""
+    return "lm/B/0/0" in runs and bool(runs["lm/B/0/0"].notna().all())
+
+
 def matrices(row: pd.Series, t: int) -> tuple[np.ndarray, np.ndarray]:
     """The T x T matrix R and baselines b of one run."""
     r = np.array([[row[f"R/{i}/{j}"] for j in range(t)] for i in range(t)], float)
@@ -48,14 +56,17 @@ def per_run_metrics(streams: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def accuracy_matrix(streams: pd.DataFrame, domains: list[str]) -> pd.DataFrame:
-    """Per variant, stage and domain: mean accuracy over seeds and its interval."""
+def accuracy_matrix(streams: pd.DataFrame, domains: list[str], family: str = "R") -> pd.DataFrame:
+    """Per variant, stage and domain: mean accuracy over seeds and its interval.
+
+    ``family="lm/B"``: the same for a language model's bits per byte (``lm/B/i/j``).
+    """
     t = _size(streams)
     rows = []
     for variant, group in streams.groupby("variant"):
         for i in range(t):
             for j in range(t):
-                vals = group[f"R/{i}/{j}"].to_numpy(float)
+                vals = group[f"{family}/{i}/{j}"].to_numpy(float)
                 mean, lo, hi = mean_ci(vals)
                 cell = {"stage": i, "stage_domain": domains[i], "domain": domains[j]}
                 rows.append(
@@ -106,7 +117,8 @@ def section(runs: pd.DataFrame) -> dict:
     if found.empty:
         return {"runs": found, "matrix": pd.DataFrame(columns=MATRIX_COLUMNS)}
     domains = found["stream_domains"].iloc[0].split(",")
-    return {
+    bits = {"bits": accuracy_matrix(found, domains, "lm/B")} if _has_bits(found) else {}
+    return bits | {
         "runs": found,
         "matrix": accuracy_matrix(found, domains),
         "transfer": transfer_metrics(found),
@@ -114,3 +126,20 @@ def section(runs: pd.DataFrame) -> dict:
         "per_variant": variant_summary(found),
         "knobs": found.groupby("variant")[["replay", "schedule"]].first(),
     }
+
+
+def bits_table(bits: pd.DataFrame) -> pd.DataFrame:
+    """The bits-per-byte matrix as a reader scans it: rows are stages, columns domains.
+
+    A row per variant and stage, a column per evaluated domain in stream order, each cell
+    "mean [low, high]".
+    """
+    domains = list(dict.fromkeys(bits["domain"]))
+    cells = bits.assign(
+        cell=[
+            f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
+            for m, lo, hi in bits[["mean", "ci_low", "ci_high"]].to_numpy()
+        ]
+    )
+    table = cells.pivot(index=["variant", "stage", "stage_domain"], columns="domain", values="cell")
+    return table[domains]

@@ -171,3 +171,17 @@ def test_a_planned_builder_that_found_its_stage_cached_adds_nothing(tmp_path):
     state = progress.read(tmp_path)
     assert state.builds == {"pretrain": [0.0, 60.0]}
     assert state.eta_seconds(now=0.0) == (pytest.approx(3 * 5.0 / 2), False)  # none to build
+
+
+def test_a_sweep_over_controls_shares_one_pretraining_per_seed():
+    """The control corpus is read after pretraining: each control is one more continued stage."""
+    from benchmarks.schedule import planned_builds
+
+    jobs = [
+        [f"seed={s}", "regime=unrelated_pretrain", f"+data@control={c}"]
+        for s in (0, 1)
+        for c in ("digits_invert", "digits_permute")
+    ]
+    builds = planned_builds(jobs, "scratch")
+    assert [b.count("pretrain") for b in builds] == [1, 0, 1, 0]
+    assert all("continued_pretrain" in b for b in builds)

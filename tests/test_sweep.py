@@ -151,6 +151,26 @@ def test_tiny_multirun_writes_records_and_report(tmp_path):
             True,
         ),
         (["seed=-1"], "seed=-1 is invalid; allowed: an int >= 0", True),
+        # the unrelated-corpus control: by origin, not a re-split of the target; loads first
+        (
+            [
+                "regime=unrelated_pretrain",
+                "+data@control=digits_5to9_rot90",
+                "control.test_fraction=0.31",
+            ],
+            "control='digits_5to9_rot90' is invalid; allowed: a corpus other than data",
+            True,
+        ),
+        (
+            ["regime=unrelated_pretrain", "+data@control=imagefolder"],
+            "control.dataset='imagefolder' is invalid; allowed: a dataset whose config leaves",
+            True,
+        ),
+        (
+            ["-m", "regime=unrelated_pretrain", "+data@control=mnist", "control.root=/nope"],
+            "control.root=/nope",
+            True,
+        ),
         (
             ["data@source=imagefolder", "source.root=/nope"],
             "imagefolder: source.root=/nope is not a folder; set source.root",

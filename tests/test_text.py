@@ -16,6 +16,7 @@ from lightning_modules.language_models import bits_per_byte, build_text_backbone
 from lightning_modules.tokens import MASK, PAD, decode, encode, n_bytes
 
 # A text study at toy size: a 1-layer, 16-wide LM on 32-byte passages, a few steps per stage.
+CONTROL_32 = ["control.text.passage_bytes=32"]  # the control's passages as long as TINY_TEXT's
 TINY_TEXT = [
     "model=gpt2_tiny",
     "data@source=python_docs",
@@ -111,7 +112,8 @@ def test_the_corpora_are_labelled_deduplicated_and_disjoint(tmp_path):
     assert code.class_names == ("asyncio", "email", "xml")  # json: fewer than 40 functions
     bible = load(_spec("kjv", passage_bytes=64, min_examples=40), 0, str(tmp_path))
     assert bible.class_names[0] == "Genesis" and "Revelation" in bible.class_names
-    assert not any(c.isdigit() or c in "[]" for t in decode(bible.x_train[:200]) for c in t[:3])
+    every = "".join(decode(torch.cat([bible.x_train, bible.x_test])))  # verse numbers, brackets
+    assert not any(c.isdigit() or c in "[]" for c in every)  # are stripped from every passage
     for raw in (docs, code, bible):
         train, test = set(decode(raw.x_train)), set(decode(raw.x_test))
         assert len(train) == len(raw.x_train) and not train & test  # each passage once
@@ -153,7 +155,38 @@ def test_budgets_on_text_are_nested(tmp_path):
         ),
         (
             ["regime=unrelated_pretrain", "+data@control=kjv"],
-            "control.text.passage_bytes=64 is invalid; allowed: data.text.passage_bytes (32)",
+            "control.text.passage_bytes=64 is invalid; allowed: 2..32 (model.text.max_length",
+        ),
+        (
+            ["regime=unrelated_pretrain", "+data@control=kjv", "control.text.passage_bytes=16"],
+            "control.text.passage_bytes=16 is invalid; allowed: data.text.passage_bytes (32)",
+        ),
+        (  # the source's text, split another way, is still the source
+            [
+                "regime=unrelated_pretrain",
+                "+data@control=python_docs",
+                *CONTROL_32,
+                "control.split_seed=1",
+            ],
+            "control='python_docs' is invalid; allowed: a corpus other than source",
+        ),
+        (  # other packages of the target's code are still the target's domain
+            [
+                "regime=unrelated_pretrain",
+                "+data@control=python_code",
+                *CONTROL_32,
+                "control.text.packages=[json]",
+            ],
+            "control='python_code' is invalid; allowed: a corpus other than data",
+        ),
+        (
+            [
+                "regime=unrelated_pretrain",
+                "+data@control=kjv",
+                *CONTROL_32,
+                "control.text.unlabeled_passages=500",
+            ],
+            "control.text.packages=None is invalid; allowed: null, with unlabeled_passages 0",
         ),
     ],
 )
@@ -228,7 +261,30 @@ def test_the_unrelated_corpus_control_continues_on_its_own_corpus(tmp_path):
     assert dapt["info"]["continued_pretrain_hash"] != unrelated["info"]["continued_pretrain_hash"]
     for m in (dapt["metrics"], unrelated["metrics"]):
         assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
-    assert dapt["config_hash"] != unrelated["config_hash"]
+    assert stage_key(tmp_path, unrelated)["target"]["spec"]["dataset"] == "kjv"
+    assert stage_key(tmp_path, unrelated)["base"] == stage_key(tmp_path, dapt)["base"]
+
+
+def stage_key(tmp_path, record):
+    """The cache key of a record's (last) continued stage, as stored beside the entry."""
+    entry = tmp_path / "cache" / "continued" / record["info"]["continued_pretrain_hash"]
+    return json.loads((entry / "meta.json").read_text())["key"]
+
+
+def test_the_control_keys_only_the_regime_that_reads_it(compose_cfg):
+    """Changing the control changes unrelated_pretrain's hash and no other regime's."""
+    from benchmarks.run import config_hash
+
+    def chash(regime, *control):
+        return config_hash(compose_cfg(*TINY_TEXT, f"regime={regime}", *control))
+
+    kjv, shorter = (
+        ["+data@control=kjv", *CONTROL_32],
+        ["+data@control=kjv", "control.text.passage_bytes=16"],
+    )
+    for regime in ("incremental_pretrain", "longer_pretrain", "tfidf"):
+        assert chash(regime) == chash(regime, *kjv) == chash(regime, *shorter)
+    assert chash("unrelated_pretrain", *kjv) != chash("unrelated_pretrain", *shorter)
 
 
 def test_tapt_continues_on_the_task_passages_alone_and_after_dapt(tmp_path):
@@ -244,11 +300,7 @@ def test_tapt_continues_on_the_task_passages_alone_and_after_dapt(tmp_path):
     )
     assert dapt["status"] == tapt["status"] == both["status"] == "ok"
 
-    def stage_key(record):
-        entry = tmp_path / "cache" / "continued" / record["info"]["continued_pretrain_hash"]
-        return json.loads((entry / "meta.json").read_text())["key"]
-
-    dapt_key, tapt_key, both_key = stage_key(dapt), stage_key(tapt), stage_key(both)
+    dapt_key, tapt_key, both_key = (stage_key(tmp_path, r) for r in (dapt, tapt, both))
     assert dapt_key["target"]["loaded"]["n_unlabeled"] == 300  # TINY_TEXT's domain corpus
     assert tapt_key["target"]["loaded"]["n_unlabeled"] == 0  # the task's passages alone
     assert tapt_key["target"]["loaded"]["n_train"] == dapt_key["target"]["loaded"]["n_train"]
@@ -258,3 +310,49 @@ def test_tapt_continues_on_the_task_passages_alone_and_after_dapt(tmp_path):
     assert samples[0] == samples[1] and samples[2] == 2 * samples[0]
     for m in (tapt["metrics"], both["metrics"]):
         assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
+
+
+# A text stream: the source, two Gospels of the Bible, then the target's code (TINY_TEXT's).
+STREAM = [
+    "regime=continual_pretrain",
+    "data@stream.s1=kjv",
+    "data@stream.s2=python_code",
+    "stream.s1.classes=[39,40]",
+    "stream.s1.text.passage_bytes=32",
+    "stream.s2.text.passage_bytes=32",
+    "stream.s2.text.unlabeled_passages=300",
+]
+
+
+def test_a_text_stream_fills_the_accuracy_and_bits_matrices_and_reports_them(tmp_path):
+    """continual_pretrain on text: R/i/j as for images, and lm/B/i/j (bits per byte) beside it."""
+    run_cli([*TINY_TEXT, "regime=linear_probe", "budget.per_class=2"], tmp_path)
+    [probe] = [json.loads(p.read_text()) for p in (tmp_path / "outputs").rglob("record.json")]
+    args = ["-m", *TINY_TEXT, *STREAM, "name=stream", "budget.per_class=2"]
+    run_cli([*args, "continued_pretrain.replay=0.0,0.25"], tmp_path)
+    sweep = tmp_path / "multirun" / "stream"
+    records = [json.loads(p.read_text()) for p in sweep.glob("*/record.json")]
+    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
+    for r in records:
+        m = r["metrics"]
+        assert r["info"]["stream_domains"] == ["python_docs", "kjv", "python_code"]
+        assert all(0 < m[f"lm/B/{i}/{j}"] < 9 for i in range(3) for j in range(3))
+        assert all(0 <= m[f"R/{i}/{j}"] <= 1 for i in range(3) for j in range(3))
+        # row 0 is the pretrained model: the same bits as linear_probe's frozen backbone
+        assert m["lm/B/0/0"] == probe["metrics"]["lm/source_bpb_before"]
+    assert records[0]["metrics"]["lm/B/0/2"] == records[1]["metrics"]["lm/B/0/2"]
+    assert records[0]["metrics"]["lm/B/2/0"] != records[1]["metrics"]["lm/B/2/0"]  # replay
+    bits = pd.read_csv(sweep / "report" / "bits_matrix.csv")
+    assert len(bits) == 2 * 9 and set(bits["domain"]) == {"python_docs", "kjv", "python_code"}
+    assert "Bits per byte over the stream" in (sweep / "report" / "index.html").read_text()
+
+
+def test_a_stream_domain_of_the_other_modality_is_refused(tmp_path):
+    args = [
+        *TINY_TEXT,
+        *STREAM[:2],
+        "stream.s1.text.passage_bytes=32",
+        "data@stream.s2=digits_invert",
+    ]
+    proc = run_cli(args, tmp_path, check=False)
+    assert proc.returncode == 2 and "stream.s2.dataset='digits' is invalid" in proc.stderr
