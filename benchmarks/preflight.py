@@ -55,7 +55,7 @@ def prepare(cfg: DictConfig) -> tuple[Domain, Domain, torch.Tensor, torch.Tensor
         if cfg.regime.name == "continual_pretrain":
             for dom in (source, *(domain(cfg.stream[k], cfg) for k in cfg.stream)):
                 _budget_fits(dom, per_class, cfg.subset_seed)
-        if "control" in READS[cfg.regime.name]:  # fails here, not after pretraining
+        if "control" in READS[cfg.regime.name] and cfg.control is not None:  # not after training
             domain(cfg.control, cfg)
         if cfg.pretrain.objective == "timm" and cfg.model.checkpoint is not None:
             load_checkpoint(new_backbone(cfg, 0), cfg.model.checkpoint)  # fits, before training
