@@ -118,14 +118,26 @@ def _check_domain(prefix: str, dom: DictConfig) -> None:
     )
 
 
+def _check_modality(prefix: str, dom: DictConfig, text: bool) -> None:
+    """A domain beside the target (a stream stage, the control) is of the target's modality."""
+    _check((dom.dataset in TEXT_DATASETS) == text, f"{prefix}.dataset", dom.dataset,
+           f"a{' text' if text else 'n image'} dataset, as the target")  # fmt: skip
+
+
+def _check_length(prefix: str, dom: DictConfig, data: DictConfig) -> None:
+    """The target's passage length: stages that mix or chain corpora feed one model one shape."""
+    length = data.text.passage_bytes
+    _check(dom.text.passage_bytes == length, f"{prefix}.text.passage_bytes",
+           dom.text.passage_bytes, f"data.text.passage_bytes ({length})")  # fmt: skip
+
+
 def _check_stream(cfg: DictConfig) -> None:
     """A stream has domains, and its last one is the run's target."""
     _check(len(cfg.stream) >= 1, "stream", "{}", "one or more domains (data@stream.<key>=<data>)")
     text = cfg.data.dataset in TEXT_DATASETS
     for key, dom in cfg.stream.items():
         _check_domain(f"stream.{key}", dom)
-        _check((dom.dataset in TEXT_DATASETS) == text, f"stream.{key}.dataset", dom.dataset,
-               f"a{' text' if text else 'n image'} dataset, as the target")  # fmt: skip
+        _check_modality(f"stream.{key}", dom, text)
     last = list(cfg.stream.values())[-1]
     _check(
         _same_images(cfg.data) == _same_images(last),
@@ -263,15 +275,11 @@ def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
     for prefix in ("data", "source"):
         _check_passages(prefix, cfg[prefix], cfg.model)
     # one passage length for both: continued pretraining with replay mixes their passages
-    _check(cfg.source.text.passage_bytes == cfg.data.text.passage_bytes,
-           "source.text.passage_bytes", cfg.source.text.passage_bytes,
-           f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+    _check_length("source", cfg.source, cfg.data)
     if "stream" in read:  # and every stream domain's too, for the same reason
         for key, dom in cfg.stream.items():
             _check_passages(f"stream.{key}", dom, cfg.model)
-            _check(dom.text.passage_bytes == cfg.data.text.passage_bytes,
-                   f"stream.{key}.text.passage_bytes", dom.text.passage_bytes,
-                   f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+            _check_length(f"stream.{key}", dom, cfg.data)
     _check(cfg.regime.name in TEXT_REGIMES, "regime.name", cfg.regime.name,
            f"a regime built for text: {', '.join(TEXT_REGIMES)}")  # fmt: skip
     objective = {"causal": "clm", "masked": "mlm"}[ARCHITECTURES[t.architecture]]
@@ -297,14 +305,10 @@ def _check_control(cfg: DictConfig) -> None:
            f"a domain for {name}'s continued stage (data@control=kjv)")  # fmt: skip
     _check_domain("control", cfg.control)
     text = cfg.data.dataset in TEXT_DATASETS
-    kind = "a text dataset, as the target" if text else "an image dataset, as the target"
-    _check((cfg.control.dataset in TEXT_DATASETS) == text, "control.dataset",
-           cfg.control.dataset, kind)  # fmt: skip
+    _check_modality("control", cfg.control, text)
     if text:
         _check_passages("control", cfg.control, cfg.model)
-        _check(cfg.control.text.passage_bytes == cfg.data.text.passage_bytes,
-               "control.text.passage_bytes", cfg.control.text.passage_bytes,
-               f"data.text.passage_bytes ({cfg.data.text.passage_bytes})")  # fmt: skip
+        _check_length("control", cfg.control, cfg.data)
     for other in ("source", "data"):
         _check(_origin(cfg.control) != _origin(cfg[other]), "control", cfg.control.name,
                f"a corpus other than {other} ({cfg[other].name}) or a re-split of it")  # fmt: skip
