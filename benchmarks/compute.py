@@ -126,7 +126,8 @@ def text_step_flops(text: str, length: int, batch_size: int, num_classes: int) -
     t = json.loads(text)
     with torch.random.fork_rng(devices=[]):
         args = (t["architecture"], t["width"], t["layers"], t["heads"], t["max_length"], 0)
-        backbone = with_stats(build_text_backbone(*args), TOKEN_IDS)
+        opts = {"activation": t["activation"], "dropout": t["dropout"]}
+        backbone = with_stats(build_text_backbone(*args, **opts), TOKEN_IDS)
         module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
         x = torch.randint(0, 256, (batch_size, length))
     y = torch.arange(batch_size) % num_classes

@@ -128,7 +128,10 @@ def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Mod
     """
     if cfg.model.text is not None:
         t = cfg.model.text
-        net = build_text_backbone(t.architecture, t.width, t.layers, t.heads, t.max_length, seed)
+        net = build_text_backbone(
+            t.architecture, t.width, t.layers, t.heads, t.max_length, seed,
+            activation=t.activation, dropout=t.dropout,
+        )  # fmt: skip
         return with_stats(net, TOKEN_IDS)
     torch.manual_seed(seed)
     if cfg.model.factory is not None:

@@ -126,6 +126,19 @@ def features(ctx: RunContext, backbone_hash: str) -> dict[str, Any]:
     }
 
 
+def bits(ctx: RunContext, backbone_hash: str, node: DictConfig, dom: Domain) -> dict[str, Any]:
+    """A cached language model's bits per byte on one domain's test passages.
+
+    The mask share is the pretraining objective's (a masked LM's bits are at that share), which
+    the backbone's key holds too; it is stated so the entry says what it scored.
+    """
+    return shared_key(ctx, "bits") | {
+        "backbone": backbone_hash,
+        "domain": domain_key(node, dom),
+        "mask_share": ctx.cfg.pretrain.mask_share,
+    }
+
+
 def stream_start(ctx: RunContext, backbone_hash: str, domains: list[Domain]) -> dict[str, Any]:
     """Row 0 of a stream's accuracy matrix and its random-init baselines.
 

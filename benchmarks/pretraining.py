@@ -17,7 +17,7 @@ from torch import nn
 from benchmarks import keys
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext, domain, new_backbone, ssl_images, weights_backbone
-from benchmarks.probing import head_accuracy, lm_bits, mask_share, probe_accuracy
+from benchmarks.probing import head_accuracy, mask_share, probe_accuracy, source_scores
 from common.cache import cached, stable_hash
 from lightning_modules.backbones import clone_state
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
@@ -128,13 +128,6 @@ def continued_objective(cfg: DictConfig) -> str:
     return str(cfg.pretrain.objective) if cfg.pretrain.objective in LM_OBJECTIVES else "simclr"
 
 
-def source_bits(ctx: RunContext, backbone: nn.Module) -> dict[str, float]:
-    """``{"source_bpb": ...}`` of a language model on the source's test passages; {} for images."""
-    if not ctx.source.is_text:
-        return {}
-    return {"source_bpb": lm_bits(ctx, backbone, ctx.source)}
-
-
 def continued_facts(stages: Sequence[Continued]) -> tuple[dict[str, Any], dict[str, float]]:
     """The record's ``info`` and ``compute`` entries of one or more continued stages."""
     use = CacheUse.total([s.cache for s in stages])
@@ -186,9 +179,9 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
             x, y = ctx.source.x_train.to(ctx.device), ctx.source.y_train.to(ctx.device)
         batches = RandomBatches(x, y, p.batch_size, p.steps, cfg.train_seed)
         fit(cfg, module, batches, ctx.log_dir("pretrain"), checkpoints)
-        acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
+        acc, l2, bits = source_scores(ctx, backbone)
         views = 2 if p.objective == "simclr" else 1
-        state, meta = clone_state(backbone), {"source_l2": l2} | source_bits(ctx, backbone)
+        state, meta = clone_state(backbone), {"source_l2": l2} | bits
         if p.objective == "supervised":  # keep the source head: head-retained forgetting
             state |= {f"{HEAD}{k}": v for k, v in clone_state(module.head).items()}
             meta["source_head_acc"] = head_accuracy(ctx, backbone, module.head)
@@ -263,10 +256,9 @@ def continued_backbone(
         name = "continued_pretrain" if stage == 1 else f"continued_pretrain_{stage}"
         fit(cfg, module, batches, ctx.log_dir(name), checkpoints)
         views = 2 if objective == "simclr" else 1  # two SimCLR views per image
-        return clone_state(backbone), {
-            "source_acc": probe_accuracy(ctx, backbone, ctx.source, source_l2)[0],
-            "samples": c.steps * c.batch_size * views,
-        } | source_bits(ctx, backbone)
+        acc, _, bits = source_scores(ctx, backbone, source_l2)
+        samples = c.steps * c.batch_size * views
+        return clone_state(backbone), {"source_acc": acc, "samples": samples} | bits
 
     with ctx.phase("continued_pretrain"), stage_checkpoints(cfg, "continued", key) as checkpoints:
         state, meta, hit = cached(cfg.paths.cache_dir, "continued", key, build)

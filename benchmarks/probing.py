@@ -17,7 +17,7 @@ from benchmarks import keys
 from benchmarks.inputs import RunContext
 from common.cache import cached, stable_hash
 from lightning_modules.domains import Domain
-from lightning_modules.language_models import bits_per_byte
+from lightning_modules.language_models import bits_per_byte, features_and_bits
 from lightning_modules.probe import (
     LinearProbe,
     cross_validated,
@@ -71,8 +71,32 @@ def probe_accuracy(
     """
     probe = fitted_probe(ctx, backbone, dom, l2, labelled)
     fte = extract_features(backbone, dom.x_test.to(ctx.device))
-    acc = float((probe.logits(fte).argmax(1).cpu() == dom.y_test).float().mean())
-    return acc, probe.l2
+    return _accuracy(probe, fte, dom), probe.l2
+
+
+def _accuracy(probe: LinearProbe, test_features: torch.Tensor, dom: Domain) -> float:
+    return float((probe.logits(test_features).argmax(1).cpu() == dom.y_test).float().mean())
+
+
+def source_scores(
+    ctx: RunContext, backbone: nn.Module, l2: float | None = None
+) -> tuple[float, float, dict[str, float]]:
+    """The source probe's (accuracy, l2) and, for a language model, ``{"source_bpb": ...}``.
+
+    The probe is :func:`probe_accuracy`'s on the source. A causal LM's source test passages go
+    through the model once for the probe's test features and the bits per byte together
+    (:func:`features_and_bits`: the same numbers as two passes); images get ``{}``.
+    """
+    dom = ctx.source
+    if not dom.is_text:
+        return *probe_accuracy(ctx, backbone, dom, l2), {}
+    probe = fitted_probe(ctx, backbone, dom, l2)
+    x_test = dom.x_test.to(ctx.device)
+    if getattr(backbone, "kind", None) == "causal":
+        fte, bits = features_and_bits(backbone, x_test)
+    else:
+        fte, bits = extract_features(backbone, x_test), lm_bits(ctx, backbone, dom)
+    return _accuracy(probe, fte, dom), probe.l2, {"source_bpb": bits}
 
 
 def mask_share(ctx: RunContext) -> float:
@@ -83,6 +107,23 @@ def mask_share(ctx: RunContext) -> float:
 def lm_bits(ctx: RunContext, backbone: nn.Module, dom: Domain) -> float:
     """A language model's bits per byte on ``dom``'s test passages, masked as it was pretrained."""
     return bits_per_byte(backbone, dom.x_test.to(ctx.device), mask_share(ctx))
+
+
+def cached_bits(
+    ctx: RunContext, backbone: nn.Module, backbone_key: dict[str, Any], node: Any, dom: Domain
+) -> float:
+    """:func:`lm_bits` of a cached stage's backbone (``backbone_key``: its stage's key), cached.
+
+    Every budget of a train seed reads the same pretrained and continued backbones, so their
+    target (and stream) bits per byte are scored once per seed, not once per run.
+    """
+    key = keys.bits(ctx, stable_hash(backbone_key), node, dom)
+
+    def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        return {}, {"bpb": lm_bits(ctx, backbone, dom)}
+
+    _, meta, _ = cached(ctx.cfg.paths.cache_dir, "bits", key, build)
+    return float(meta["bpb"])
 
 
 @torch.no_grad()
@@ -170,14 +211,14 @@ def forgetting(ctx: RunContext, pretrained: Pretrained, backbone: nn.Module) -> 
     """
     with ctx.phase("eval"):
         before = pretrained.source_acc
-        after, _ = probe_accuracy(ctx, backbone, ctx.source, pretrained.probe_l2)
+        after, _, lm = source_scores(ctx, backbone, pretrained.probe_l2)
         out = {
             "source/acc_before": before,
             "source/acc_after": after,
             "source/forgetting": before - after,
         }
         if pretrained.source_bpb is not None:  # a language model: its LM skill on the source
-            bits = lm_bits(ctx, backbone, ctx.source)
+            bits = lm["source_bpb"]
             out |= {
                 "lm/source_bpb_before": pretrained.source_bpb,
                 "lm/source_bpb_after": bits,

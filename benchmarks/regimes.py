@@ -22,13 +22,14 @@ from benchmarks import anchoring, fits, interpolating, keys
 from benchmarks.inputs import RunContext, domain, new_backbone
 from benchmarks.pretraining import Continued, Pretrained, continued_backbone, continued_facts
 from benchmarks.pretraining import pretrained_backbone as pretrained
-from benchmarks.probing import forgetting, lm_bits, pretrained_features, probe_accuracy
+from benchmarks.probing import cached_bits, forgetting, pretrained_features, probe_accuracy
 from benchmarks.results import Outcome, outcome_of, train_and_evaluate
 from benchmarks.selecting import Scored, scored
 from benchmarks.validation import MITIGATIONS
 from common.cache import cached, stable_hash
 from lightning_modules import baselines
 from lightning_modules.budgets import budget_indices, parse_per_class
+from lightning_modules.domains import Domain
 from lightning_modules.probe import extract_features
 from lightning_modules.streaming import materialize
 from lightning_modules.text_baselines import text_features
@@ -96,12 +97,18 @@ def linear_probe(ctx: RunContext) -> Outcome:
     return outcome_of(sc, pre.info() | feats.info() | probe_info, pre.compute(), source)
 
 
-def _target_bits(ctx: RunContext, backbone: torch.nn.Module, stage: str) -> dict[str, float]:
-    """A language model's bits per byte on the target's test passages (``{}`` for images)."""
+def _target_bits(
+    ctx: RunContext, backbone: torch.nn.Module, key: dict[str, Any], stage: str
+) -> dict[str, float]:
+    """A language model's bits per byte on the target's test passages (``{}`` for images).
+
+    ``key``: the cache key of the stage that made ``backbone`` (the score is cached under it).
+    """
     if not ctx.target.is_text:
         return {}
     with ctx.phase("eval"):
-        return {f"lm/target_bpb_{stage}": lm_bits(ctx, backbone, ctx.target)}
+        bpb = cached_bits(ctx, backbone, key, ctx.cfg.data, ctx.target)
+        return {f"lm/target_bpb_{stage}": bpb}
 
 
 def _continued_then_trained(ctx: RunContext, stages: Sequence[DictConfig | None]) -> Outcome:
@@ -111,7 +118,7 @@ def _continued_then_trained(ctx: RunContext, stages: Sequence[DictConfig | None]
     byte ``continued`` and the source accuracy after it are read after the last stage.
     """
     pre = pretrained(ctx)
-    bits = _target_bits(ctx, pre.backbone, "before")
+    bits = _target_bits(ctx, pre.backbone, pre.cache.key, "before")
     backbone, base, earlier, done = pre.backbone, pre.cache.key, [ctx.source], list[Continued]()
     for stage, on in enumerate(stages, start=1):
         cont = continued_backbone(ctx, backbone, pre.probe_l2, base, on, tuple(earlier), stage)
@@ -119,7 +126,7 @@ def _continued_then_trained(ctx: RunContext, stages: Sequence[DictConfig | None]
         backbone, base = cont.backbone, cont.cache.key
         earlier.append(domain(on if on is not None else ctx.cfg.data, ctx.cfg))
     last = done[-1]
-    bits |= _target_bits(ctx, last.backbone, "continued")
+    bits |= _target_bits(ctx, last.backbone, last.cache.key, "continued")
     if last.source_bpb is not None:
         bits["lm/source_bpb_continued"] = last.source_bpb
     trained, sc = train_and_evaluate(ctx, last.backbone, pre=pre)
@@ -186,12 +193,22 @@ def domain_then_task_pretrain(ctx: RunContext) -> Outcome:
     return _continued_then_trained(ctx, [None, _task_passages(ctx.cfg)])
 
 
-def _stream_bits(ctx: RunContext, backbone: torch.nn.Module, domains: list) -> list[float]:
-    """A language model's bits per byte on each domain's test passages (``[]`` for images)."""
+def _stream_bits(
+    ctx: RunContext,
+    backbone: torch.nn.Module,
+    key: dict[str, Any],
+    nodes: list[DictConfig],
+    domains: list[Domain],
+) -> list[float]:
+    """A language model's bits per byte on each domain's test passages (``[]`` for images).
+
+    ``key``: the cache key of the stage that made ``backbone``; ``nodes``: the domains' specs.
+    """
     if not ctx.target.is_text:
         return []
     with ctx.phase("eval"):
-        return [lm_bits(ctx, backbone, d) for d in domains]
+        pairs = zip(nodes, domains, strict=True)
+        return [cached_bits(ctx, backbone, key, node, d) for node, d in pairs]
 
 
 def continual_pretrain(ctx: RunContext) -> Outcome:
@@ -230,7 +247,8 @@ def continual_pretrain(ctx: RunContext) -> Outcome:
         _, first, _ = cached(cfg.paths.cache_dir, "stream_start", key, start)
     baseline, l2 = first["baseline"], first["l2"]
     rows, stages, backbone, base = [first["row"]], list[Continued](), pre.backbone, pre.cache.key
-    bits = [_stream_bits(ctx, pre.backbone, domains)]  # a language model's: [] for images
+    nodes = [cfg.source, *stream]
+    bits = [_stream_bits(ctx, pre.backbone, pre.cache.key, nodes, domains)]  # [] for images
     for i, dom_cfg in enumerate(stream, start=1):
         cont = continued_backbone(
             ctx, backbone, pre.probe_l2, base, dom_cfg, tuple(domains[:i]), stage=i
@@ -239,7 +257,7 @@ def continual_pretrain(ctx: RunContext) -> Outcome:
         backbone, base = cont.backbone, cont.cache.key
         with ctx.phase("eval"):
             rows.append([probe(backbone, j, l2[j])[0] for j in range(len(domains))])
-        bits.append(_stream_bits(ctx, backbone, domains))
+        bits.append(_stream_bits(ctx, backbone, base, nodes, domains))
     metrics = {f"R/{i}/{j}": acc for i, row in enumerate(rows) for j, acc in enumerate(row)}
     metrics |= {f"lm/B/{i}/{j}": b for i, row in enumerate(bits) for j, b in enumerate(row)}
     with ctx.phase("features"):

@@ -85,6 +85,8 @@ class TextModelConfig:
     layers: int = MISSING
     heads: int = MISSING
     max_length: int = MISSING  # positions: the longest passage it takes
+    activation: str = MISSING  # the MLP's nonlinearity, a transformers ACT2FN name
+    dropout: float = MISSING  # embedding, attention and residual dropout in training
 
 
 @dataclass

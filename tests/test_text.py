@@ -12,7 +12,12 @@ from helpers import run_cli
 
 from lightning_modules.budgets import budget_indices
 from lightning_modules.datasets import load
-from lightning_modules.language_models import bits_per_byte, build_text_backbone, masked
+from lightning_modules.language_models import (
+    bits_per_byte,
+    build_text_backbone,
+    features_and_bits,
+    masked,
+)
 from lightning_modules.tokens import MASK, PAD, decode, encode, n_bytes
 
 # A text study at toy size: a 1-layer, 16-wide LM on 32-byte passages, a few steps per stage.
@@ -51,9 +56,12 @@ def test_byte_tokens_round_trip_and_pad():
     assert decode(cut) == ["abc"]
 
 
+TINY_LM = {"activation": "gelu_pytorch_tanh", "dropout": 0.1}  # conf/model/gpt2_tiny.yaml's
+
+
 @pytest.mark.parametrize("architecture", ["gpt2", "bert"])
 def test_a_uniform_byte_model_scores_8_bits_per_byte(architecture):
-    backbone = build_text_backbone(architecture, 16, 1, 2, 32, seed=0)
+    backbone = build_text_backbone(architecture, 16, 1, 2, 32, seed=0, **TINY_LM)
     with torch.no_grad():  # tied head: zero embeddings (and bias) give all-zero byte logits
         backbone.lm.get_input_embeddings().weight.zero_()
         for name, p in backbone.lm.named_parameters():
@@ -63,9 +71,38 @@ def test_a_uniform_byte_model_scores_8_bits_per_byte(architecture):
     assert bits_per_byte(backbone, ids, share=0.3) == pytest.approx(8.0, abs=1e-5)
 
 
+def test_the_fused_tanh_gelu_scores_as_gpt2s_own():
+    """gpt2_tiny's activation is a speed choice only: gelu_new's numbers to float tolerance."""
+    ids = encode(["def f(x):\n    return x", "import os", "class A: pass"], 32)
+    scores = []
+    for activation in ("gelu_new", "gelu_pytorch_tanh"):
+        backbone = build_text_backbone("gpt2", 64, 2, 4, 32, 0, activation=activation, dropout=0.1)
+        backbone.eval()
+        with torch.no_grad():
+            scores.append((backbone.byte_logits(ids), bits_per_byte(backbone, ids, 0.0)))
+    (logits_new, bits_new), (logits_fused, bits_fused) = scores
+    assert torch.allclose(logits_new, logits_fused, atol=1e-5)
+    assert bits_fused == pytest.approx(bits_new, abs=1e-6)
+
+
+def test_one_pass_gives_the_features_and_bits_of_two():
+    """The forgetting probe's test features and the source bits share a pass, changing nothing."""
+    backbone = build_text_backbone("gpt2", 16, 1, 2, 32, 0, **TINY_LM)
+    backbone.train()  # scoring switches to eval mode and back
+    ids = encode(["def f(x):", "a" * 40, "import os\nimport sys", ""] * 40, 32)
+    features, bits = features_and_bits(backbone, ids, batch=48)  # chunks that end mid-set
+    assert backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        assert torch.equal(features, torch.cat([backbone(c) for c in ids.split(48)]))
+    assert bits == bits_per_byte(backbone, ids, 0.0, batch=48)
+    with pytest.raises(ValueError, match="causal"):
+        features_and_bits(build_text_backbone("bert", 16, 1, 2, 32, 0, **TINY_LM), ids)
+
+
 def test_training_lowers_bits_per_byte_below_8():
     torch.manual_seed(0)
-    backbone = build_text_backbone("gpt2", 16, 1, 2, 32, seed=0)
+    backbone = build_text_backbone("gpt2", 16, 1, 2, 32, seed=0, **TINY_LM)
     ids = encode(["abababababababababababab"] * 16, 24)
     before = bits_per_byte(backbone, ids, 0.0)
     opt = torch.optim.AdamW(backbone.parameters(), 1e-2)
