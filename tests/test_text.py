@@ -347,6 +347,14 @@ def test_tapt_continues_on_the_task_passages_alone_and_after_dapt(tmp_path):
     assert samples[0] == samples[1] and samples[2] == 2 * samples[0]
     for m in (tapt["metrics"], both["metrics"]):
         assert 0 < m["lm/target_bpb_continued"] < 9 and 0 < m["lm/source_bpb_after"] < 9
+    # target bits per byte are scored once per backbone: the pretrained one and the three ends
+    bits = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "bits").glob("*/meta.json")]
+    scored = {b["key"]["backbone"]: b["bpb"] for b in bits}
+    assert len(bits) == len(scored) == 4
+    for r in (dapt, tapt, both):
+        m = r["metrics"]
+        assert scored[r["info"]["continued_pretrain_hash"]] == m["lm/target_bpb_continued"]
+        assert scored[r["info"]["pretrain_hash"]] == m["lm/target_bpb_before"]
 
 
 # A text stream: the source, two Gospels of the Bible, then the target's code (TINY_TEXT's).
