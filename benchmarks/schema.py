@@ -42,6 +42,21 @@ class NormalizeConfig:
 
 
 @dataclass
+class HubTextConfig:
+    """``hf_text``: what ``datasets.load_dataset`` reads, and which columns are text and label."""
+
+    path: str = MISSING  # a hub name (ag_news; needs a network once) or a builder: csv, json, text
+    name: str | None = None  # the dataset's configuration
+    revision: str | None = None  # a hub commit or tag, so the corpus does not move under a run
+    data_files: Any = None  # local files for a builder: one path, or {split: path or [paths]}
+    text_column: str = "text"
+    label_column: str = "label"
+    train_split: str = "train"
+    test_split: str | None = "test"  # null: train is split by test_fraction
+    unlabeled_split: str | None = None  # texts for DAPT (IMDB's unsupervised); labels unused
+
+
+@dataclass
 class TextDataConfig:
     """How a text corpus is cut into passages (``lightning_modules/corpora.py``)."""
 
@@ -49,6 +64,7 @@ class TextDataConfig:
     min_examples: int = MISSING  # a class with fewer passages is left out
     packages: list[str] | None = None  # python_code: the standard-library packages (classes)
     unlabeled_passages: int = 0  # python_code: passages of other modules' code, for DAPT
+    hub: HubTextConfig | None = None  # hf_text: the dataset and its columns
 
 
 @dataclass

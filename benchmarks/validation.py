@@ -71,6 +71,10 @@ def _origin(dom: DictConfig) -> tuple[Any, ...]:
     A text corpus is its dataset (other topics or packages of it are the same text); an image
     domain its dataset, classes, transform and folders.
     """
+    if dom.dataset == "hf_text":  # your own text: which dataset, configuration and files
+        hub = dom.text.hub
+        return (dom.dataset, hub.path, hub.name, json.dumps(OmegaConf.to_container(hub.data_files)
+                if OmegaConf.is_config(hub.data_files) else hub.data_files))  # fmt: skip
     if dom.dataset in TEXT_DATASETS:
         return (dom.dataset,)
     classes = tuple(dom.classes) if dom.classes is not None else None
@@ -256,10 +260,20 @@ def _check_passages(prefix: str, dom: DictConfig, model: DictConfig) -> None:
            "an int >= 2 (a class needs a train and a test passage)")  # fmt: skip
     _check(dom.text.unlabeled_passages >= 0, f"{prefix}.text.unlabeled_passages",
            dom.text.unlabeled_passages, "an int >= 0")  # fmt: skip
+    hub = dom.dataset == "hf_text"
+    _check(hub == (dom.text.hub is not None), f"{prefix}.text.hub", dom.text.hub,
+           "set for hf_text (text.hub.path=...), and only there")  # fmt: skip
+    if hub:
+        allowed = "a hub dataset name, or csv | json | parquet | text with data_files"
+        _check(not OmegaConf.is_missing(dom.text.hub, "path"), f"{prefix}.text.hub.path",
+               "unset", allowed)  # fmt: skip
     code = dom.dataset == "python_code"
-    _check(code or (dom.text.packages is None and dom.text.unlabeled_passages == 0),
-           f"{prefix}.text.packages", dom.text.packages,
-           "null, with unlabeled_passages 0: only python_code reads them")  # fmt: skip
+    _check(code or dom.text.packages is None, f"{prefix}.text.packages", dom.text.packages,
+           "null: only python_code reads them")  # fmt: skip
+    corpus = code or (hub and dom.text.hub.unlabeled_split is not None)
+    _check(corpus or dom.text.unlabeled_passages == 0, f"{prefix}.text.unlabeled_passages",
+           dom.text.unlabeled_passages,
+           "0 here: python_code, or hf_text with text.hub.unlabeled_split, reads it")  # fmt: skip
 
 
 def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:

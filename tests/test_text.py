@@ -223,7 +223,7 @@ def test_budgets_on_text_are_nested(tmp_path):
                 *CONTROL_32,
                 "control.text.unlabeled_passages=500",
             ],
-            "control.text.packages=None is invalid; allowed: null, with unlabeled_passages 0",
+            "control.text.unlabeled_passages=500 is invalid; allowed: 0 here: python_code, or",
         ),
     ],
 )
