@@ -344,7 +344,14 @@ def _hub_labelled(
         labels = torch.tensor([y for _, y in rows], dtype=torch.long)
         return encode([t for t, _ in rows], size), labels
 
-    return Raw(*tensors(train), *tensors(test), tuple(names[c] for c in keep))
+    x_test, y_test = tensors(test)
+    if not len(y_test):  # a hub test split without labels (GLUE's are -1) or only train's texts
+        raise DataError(
+            f"{NODE}.text.hub.test_split={hub['test_split']!r} has no labelled passage of a kept "
+            f"class outside train; allowed: a labelled split, or null (train split by "
+            f"test_fraction)"
+        )
+    return Raw(*tensors(train), x_test, y_test, tuple(names[c] for c in keep))
 
 
 # The text datasets by ``dataset`` name; ``datasets.LOADERS`` lists them with the image ones.

@@ -105,6 +105,23 @@ def test_a_class_label_column_keeps_its_names(tmp_path):
         assert raw.class_names[y] == labels[text]
 
 
+def test_a_test_split_without_labels_is_refused(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    features = datasets.Features(
+        {"text": datasets.Value("string"), "label": datasets.ClassLabel(names=sorted(WORDS))}
+    )
+    rows = _rows(10, 0)
+    files = {}
+    for split, seed_rows, labels in (("train", rows, None), ("test", _rows(5, 1), -1)):
+        table = {"text": [t for t, _ in seed_rows],
+                 "label": [sorted(WORDS).index(y) if labels is None else labels
+                           for _, y in seed_rows]}  # fmt: skip
+        files[split] = str(tmp_path / f"{split}.parquet")
+        datasets.Dataset.from_dict(table, features=features).to_parquet(files[split])
+    with pytest.raises(DataError, match="test_split='test' has no labelled passage"):
+        load(_spec({"path": "parquet", "data_files": files}), 0, str(tmp_path / "cache"))
+
+
 def test_a_missing_column_is_one_error_naming_the_columns(tmp_path):
     files = _csv(tmp_path / "train.csv", _rows(10, 0))
     spec = _spec({"path": "csv", "data_files": files, "text_column": "body"}, test_split=None)
