@@ -31,7 +31,7 @@ from torch.utils import flop_counter
 from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone
 from lightning_modules.classifier import ClassifierModule
-from lightning_modules.language_models import build_text_backbone
+from lightning_modules.language_models import text_backbone
 from lightning_modules.normalization import TOKEN_IDS, InputStats, with_stats
 
 aten = torch.ops.aten
@@ -118,18 +118,17 @@ def train_step_flops(
 
 
 @functools.lru_cache(maxsize=32)
-def text_step_flops(text: str, length: int, batch_size: int, num_classes: int) -> int:
-    """FLOPs of one forward + backward of a text backbone (``model.text`` as JSON) and its head.
+def text_step_flops(model: str, length: int, batch_size: int, num_classes: int) -> int:
+    """FLOPs of one forward + backward of a text backbone (``model`` as JSON) and its head.
 
-    Counted on passages of ``length`` bytes with no padding, an upper bound for padded ones.
+    Counted on passages of ``length`` printable ASCII bytes with no padding, an upper bound for
+    padded ones (a checkpoint's tokenizer makes at most one token of each such byte).
     """
-    t = json.loads(text)
+    m = json.loads(model)
     with torch.random.fork_rng(devices=[]):
-        args = (t["architecture"], t["width"], t["layers"], t["heads"], t["max_length"], 0)
-        opts = {"activation": t["activation"], "dropout": t["dropout"]}
-        backbone = with_stats(build_text_backbone(*args, **opts), TOKEN_IDS)
+        backbone = with_stats(text_backbone(m["name"], m["text"], 0), TOKEN_IDS)
         module = ClassifierModule(backbone, num_classes, 1e-3, 1e-3, 0.0, 1)
-        x = torch.randint(0, 256, (batch_size, length))
+        x = torch.randint(32, 127, (batch_size, length))
     y = torch.arange(batch_size) % num_classes
     with flop_counter_mode() as counter:
         F.cross_entropy(module(x), y).backward()

@@ -49,6 +49,9 @@ def drop_text_nulls(data: dict) -> dict:
     ):
         if key in data.get(node, {}) and data[node][key] is None:
             data[node].pop(key)
+    text = data.get("model", {}).get("text")
+    if isinstance(text, dict) and "bpe_vocab" in text and text["bpe_vocab"] is None:  # bytes
+        text.pop("bpe_vocab")
     if "control" in data and data["control"] is None:  # no unrelated-corpus control
         data.pop("control")
     for dom in (data.get("stream") or {}).values():

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -25,12 +26,14 @@ from torch import nn
 
 from benchmarks.user_code import build_backbone
 from lightning_modules.backbones import create_backbone, load_checkpoint, pretrained_timm
+from lightning_modules.bpe import bpe_tokenizer
 from lightning_modules.datasets import DataError
 from lightning_modules.datasets import load as load_raw
 from lightning_modules.domains import Domain, DomainError, build_domain
-from lightning_modules.language_models import build_text_backbone
+from lightning_modules.language_models import text_backbone
 from lightning_modules.normalization import TOKEN_IDS, timm_stats, with_stats
 from lightning_modules.streaming import Images, concat
+from lightning_modules.tokens import decode
 
 
 @dataclass
@@ -127,11 +130,7 @@ def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Mod
     backbone it hands on) the source's, or timm's for published weights (normalization.py).
     """
     if cfg.model.text is not None:
-        t = cfg.model.text
-        net = build_text_backbone(
-            t.architecture, t.width, t.layers, t.heads, t.max_length, seed,
-            activation=t.activation, dropout=t.dropout,
-        )  # fmt: skip
+        net = text_backbone(str(cfg.model.name), cfg.model.text, seed, tokenizer=bpe(cfg))
         return with_stats(net, TOKEN_IDS)
     torch.manual_seed(seed)
     if cfg.model.factory is not None:
@@ -143,9 +142,29 @@ def new_backbone(cfg: DictConfig, seed: int, pretrained: bool = False) -> nn.Mod
     return with_stats(net, timm_stats(net, cfg.model.name) if weights else domain(node, cfg).stats)
 
 
+def bpe(cfg: DictConfig) -> Any:
+    """A built LM's byte-level BPE (``model.text.bpe_vocab``) on the source's train passages.
+
+    Trained (or read from the cache) once per process and source: every stage builds a backbone.
+    """
+    vocab = cfg.model.text.bpe_vocab
+    if vocab is None:
+        return None
+    key = (_spec(cfg.source), int(vocab), str(cfg.paths.cache_dir))
+    if key not in _BPE:
+        texts = decode(domain(cfg.source, cfg).x_train)
+        _BPE[key] = bpe_tokenizer(texts, int(vocab), str(cfg.paths.cache_dir))
+    return _BPE[key]
+
+
+_BPE: dict[tuple[str, int, str], Any] = {}
+
+
 def weights_backbone(cfg: DictConfig) -> nn.Module:
-    """``pretrain=timm``: the model with timm's hub weights, or ``model.checkpoint``'s."""
+    """Published weights: a checkpoint's (``pretrain=hf``), timm's, or ``model.checkpoint``'s."""
     m = cfg.model
+    if m.text is not None:
+        return with_stats(text_backbone(str(m.name), m.text, 0, weights=True), TOKEN_IDS)
     if m.checkpoint is None:
         net = pretrained_timm(m.name, in_chans(cfg), m.drop_rate)
         return with_stats(net, timm_stats(net, m.name))

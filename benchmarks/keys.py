@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.config import numeric_trainer
 from common.cache import versioned
+from lightning_modules.language_models import HUB
 
 if TYPE_CHECKING:
     from benchmarks.inputs import RunContext
@@ -61,6 +62,10 @@ def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
     trainer = numeric_trainer(_container(cfg.trainer))
     if cfg.model.text is not None:  # a language model: its node says what is built
         model: dict[str, Any] = {"name": cfg.model.name, "text": _container(cfg.model.text)}
+        if model["text"].get("bpe_vocab", 0) is None:  # bytes: the key it had before BPE
+            model["text"].pop("bpe_vocab")
+        if cfg.model.text.architecture == HUB and Path(str(cfg.model.name)).is_dir():
+            model["files"] = _files(Path(str(cfg.model.name)))  # a re-saved checkpoint rebuilds
     else:
         model = {
             "name": cfg.model.name,
@@ -79,6 +84,12 @@ def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
         device=ctx.device.type,
         trainer=trainer,
     )
+
+
+def _files(folder: Path) -> list[list[Any]]:
+    """Name, size and mtime of each file of a checkpoint directory (reading GBs to hash is slow)."""
+    found = sorted(p for p in folder.rglob("*") if p.is_file())
+    return [[str(p.relative_to(folder)), p.stat().st_size, p.stat().st_mtime_ns] for p in found]
 
 
 def pretrain(ctx: RunContext) -> dict[str, Any]:

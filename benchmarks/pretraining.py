@@ -17,13 +17,14 @@ from torch import nn
 from benchmarks import keys
 from benchmarks.fitting import fit, stage_checkpoints
 from benchmarks.inputs import RunContext, domain, new_backbone, ssl_images, weights_backbone
-from benchmarks.probing import head_accuracy, mask_share, probe_accuracy, source_scores
+from benchmarks.probing import head_accuracy, mask_share, source_scores
 from common.cache import cached, stable_hash
 from lightning_modules.backbones import clone_state
 from lightning_modules.datamodules import RandomBatches, ReplayBatches
 from lightning_modules.domains import Domain
+from lightning_modules.language_models import lm_kind
 from lightning_modules.normalization import stats_of
-from lightning_modules.pretrain import LM_OBJECTIVES, PretrainModule
+from lightning_modules.pretrain import LM_OBJECTIVES, PUBLISHED, PretrainModule
 from lightning_modules.probe import l2_at_edge
 from lightning_modules.streaming import concat
 
@@ -125,7 +126,10 @@ class Continued:
 
 def continued_objective(cfg: DictConfig) -> str:
     """A continued stage's objective: SimCLR on images (labels unused), the LM's own on text."""
-    return str(cfg.pretrain.objective) if cfg.pretrain.objective in LM_OBJECTIVES else "simclr"
+    if cfg.model.text is None:
+        return "simclr"
+    kind = lm_kind(str(cfg.model.name), cfg.model.text.architecture)
+    return next(name for name, of in LM_OBJECTIVES.items() if of == kind)
 
 
 def continued_facts(stages: Sequence[Continued]) -> tuple[dict[str, Any], dict[str, float]]:
@@ -155,10 +159,11 @@ def pretrained_backbone(ctx: RunContext) -> Pretrained:
     cfg, p = ctx.cfg, ctx.cfg.pretrain
 
     def build() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-        if p.objective == "timm":  # published weights instead of the suite's own stage
+        if p.objective in PUBLISHED:  # published weights instead of the suite's own stage
             backbone = weights_backbone(cfg).to(ctx.device)
-            acc, l2 = probe_accuracy(ctx, backbone, ctx.source)
-            return clone_state(backbone), {"source_acc": acc, "source_l2": l2, "samples": 0}
+            acc, l2, bits = source_scores(ctx, backbone)  # a checkpoint's source bits per byte
+            meta = {"source_acc": acc, "source_l2": l2, "samples": 0} | bits
+            return clone_state(backbone), meta
         backbone = new_backbone(cfg, 1000 + cfg.train_seed, pretrained=True)
         torch.manual_seed(2000 + cfg.train_seed)
         module = PretrainModule(

@@ -24,6 +24,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
 from benchmarks import outcome, tuning, user_code
 from benchmarks.cleanup import remove_with_empty_parents
@@ -235,9 +236,11 @@ def main(cfg: DictConfig) -> str:
     out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         record = execute(cfg, out_dir)
-    except ConfigError as err:
+    except (ConfigError, MissingMandatoryValue) as err:
         if not (out_dir / RECORD_NAME).exists():  # leave nothing half-written behind
             remove_with_empty_parents(out_dir)
+        if isinstance(err, MissingMandatoryValue):  # a ??? a config group leaves to the user
+            err = f"{err.full_key} is not set; set it on the command line ({err.full_key}=...)"
         print(f"regimebench: error: {err}", file=sys.stderr)
         sys.exit(2)
     if record is None:

@@ -94,15 +94,20 @@ class DomainConfig:
 
 @dataclass
 class TextModelConfig:
-    """A language model over byte ids (``lightning_modules/language_models.py``)."""
+    """A language model (``lightning_modules/language_models.py``): over bytes, or a checkpoint.
 
-    architecture: str = MISSING  # gpt2 (causal LM) | bert (masked LM)
-    width: int = MISSING  # hidden size
-    layers: int = MISSING
-    heads: int = MISSING
-    max_length: int = MISSING  # positions: the longest passage it takes
-    activation: str = MISSING  # the MLP's nonlinearity, a transformers ACT2FN name
-    dropout: float = MISSING  # embedding, attention and residual dropout in training
+    ``hub`` (model=hf_lm) takes everything from ``model.name``'s config and tokenizer, so the
+    sizes stay null there; a built architecture sets them all.
+    """
+
+    architecture: str = MISSING  # gpt2 (causal LM) | bert (masked LM) | hub (model.name's)
+    width: int | None = None  # hidden size
+    layers: int | None = None
+    heads: int | None = None
+    max_length: int | None = None  # positions: the longest passage it takes
+    activation: str | None = None  # the MLP's nonlinearity, a transformers ACT2FN name
+    dropout: float | None = None  # embedding, attention and residual dropout in training
+    bpe_vocab: int | None = None  # null: bytes; N: a byte-level BPE of N tokens on the source
 
 
 @dataclass

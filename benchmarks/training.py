@@ -152,7 +152,8 @@ def train_classifier(
         fit(cfg, module, batches, ctx.log_dir(name), checkpoints, (track,) if track else ())
     track_file = tracking.write(track, ctx.log_dir(name)) if track is not None else None
     if cfg.model.text is not None:
-        text = json.dumps(OmegaConf.to_container(cfg.model.text), sort_keys=True)
+        model = {"name": cfg.model.name, "text": OmegaConf.to_container(cfg.model.text)}
+        text = json.dumps(model, sort_keys=True)
         length = int(ctx.target.x_train.shape[1])
         step = text_step_flops(text, length, t.batch_size, ctx.target.num_classes)
     else:

@@ -18,8 +18,8 @@ from lightning_modules import shifts
 from lightning_modules.budgets import BudgetError, parse_per_class
 from lightning_modules.datasets import TEXT_DATASETS
 from lightning_modules.domains import DATASETS
-from lightning_modules.language_models import ARCHITECTURES
-from lightning_modules.pretrain import OBJECTIVES, SCHEDULES
+from lightning_modules.language_models import ARCHITECTURES, HUB, hub_parts, lm_kind, positions
+from lightning_modules.pretrain import OBJECTIVES, PUBLISHED, SCHEDULES
 
 
 class ConfigError(ValueError):
@@ -254,8 +254,14 @@ def _check_passages(prefix: str, dom: DictConfig, model: DictConfig) -> None:
            f"a text dataset for the language model {name}: {texts}")  # fmt: skip
     _check(dom.text is not None, f"{prefix}.text", None, "the passages' settings")
     length = dom.text.passage_bytes
-    _check(2 <= length <= t.max_length, f"{prefix}.text.passage_bytes", length,
-           f"2..{t.max_length} (model.text.max_length: the positions {name} has)")  # fmt: skip
+    if t.architecture != HUB:
+        _check(2 <= length <= t.max_length, f"{prefix}.text.passage_bytes", length,
+               f"2..{t.max_length} (model.text.max_length: the positions {name} has)")  # fmt: skip
+    else:  # a passage of n bytes is at most n tokens, plus the special tokens its tokenizer adds
+        room, specials = _hub_room(model)
+        _check(2 <= length <= room - specials, f"{prefix}.text.passage_bytes", length,
+               f"2..{room - specials} (the {room} positions of {name}, less the {specials} special "
+               "tokens its tokenizer adds)")  # fmt: skip
     _check(dom.text.min_examples >= 2, f"{prefix}.text.min_examples", dom.text.min_examples,
            "an int >= 2 (a class needs a train and a test passage)")  # fmt: skip
     _check(dom.text.unlabeled_passages >= 0, f"{prefix}.text.unlabeled_passages",
@@ -276,16 +282,42 @@ def _check_passages(prefix: str, dom: DictConfig, model: DictConfig) -> None:
            "0 here: python_code, or hf_text with text.hub.unlabeled_split, reads it")  # fmt: skip
 
 
+BPE_MIN = 258  # a byte-level BPE's alphabet and its two special tokens
+SIZES = ("width", "layers", "heads", "max_length", "activation", "dropout")  # model.text's
+
+
+def _hub_room(model: DictConfig) -> tuple[int, int]:
+    """A checkpoint's positions and the special tokens its tokenizer adds to a passage."""
+    try:
+        config, tokenizer = hub_parts(str(model.name))
+    except ValueError as err:
+        raise ConfigError(f"model.name={model.name} {err}") from None
+    return positions(config), tokenizer.num_special_tokens_to_add()
+
+
 def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
     """A language model, text domains it can take, and the regimes and objectives built for it."""
     t, name = cfg.model.text, cfg.model.name
     texts = ", ".join(TEXT_DATASETS)
     _check(t is not None, "model", name, f"a language model (model=gpt2_tiny) for {texts}")
-    _check(t.architecture in ARCHITECTURES, "model.text.architecture", t.architecture,
-           ", ".join(ARCHITECTURES))  # fmt: skip
-    for key in ("width", "layers", "heads", "max_length"):
-        _check(t[key] >= 1, f"model.text.{key}", t[key], "an int >= 1")
-    _check(t.width % t.heads == 0, "model.text.heads", t.heads, f"a divisor of width {t.width}")
+    _check(t.architecture in (*ARCHITECTURES, HUB), "model.text.architecture", t.architecture,
+           ", ".join((*ARCHITECTURES, HUB)))  # fmt: skip
+    hub = t.architecture == HUB
+    if hub:  # the checkpoint's config says what it is: sizes set here would be ignored
+        for key in SIZES:
+            _check(t[key] is None, f"model.text.{key}", t[key], f"null: {name}'s config sets it")
+        _hub_room(cfg.model)  # it loads, and its tokenizer is its own
+        _check(t.bpe_vocab is None, "model.text.bpe_vocab", t.bpe_vocab,
+               f"null: {name} has its own tokenizer")  # fmt: skip
+    else:
+        for key in ("width", "layers", "heads", "max_length"):
+            _check(t[key] is not None and t[key] >= 1, f"model.text.{key}", t[key], "an int >= 1")
+        _check(t.width % t.heads == 0, "model.text.heads", t.heads, f"a divisor of width {t.width}")
+        for key in ("activation", "dropout"):
+            _check(t[key] is not None, f"model.text.{key}", None, "set (conf/model/gpt2_tiny.yaml)")
+        vocab = t.bpe_vocab
+        allowed = f"null (bytes) or an int >= {BPE_MIN} (256 bytes, PAD and MASK, then merges)"
+        _check(vocab is None or vocab >= BPE_MIN, "model.text.bpe_vocab", vocab, allowed)
     for prefix in ("data", "source"):
         _check_passages(prefix, cfg[prefix], cfg.model)
     # one passage length for both: continued pretraining with replay mixes their passages
@@ -296,11 +328,18 @@ def _check_text(cfg: DictConfig, read: tuple[str, ...]) -> None:
             _check_length(f"stream.{key}", dom, cfg.data)
     _check(cfg.regime.name in TEXT_REGIMES, "regime.name", cfg.regime.name,
            f"a regime built for text: {', '.join(TEXT_REGIMES)}")  # fmt: skip
-    objective = {"causal": "clm", "masked": "mlm"}[ARCHITECTURES[t.architecture]]
-    _check(cfg.pretrain.objective == objective, "pretrain.objective", cfg.pretrain.objective,
-           f"{objective} for a {t.architecture} model (pretrain={objective})")  # fmt: skip
+    kind = lm_kind(str(name), t.architecture)
+    objective = {"causal": "clm", "masked": "mlm"}[kind]
+    if hub:
+        _check(cfg.pretrain.objective in (objective, "hf"), "pretrain.objective",
+               cfg.pretrain.objective, f"hf ({name}'s own weights) or {objective} (the suite's "
+               f"own pretraining of its {kind} LM from random weights)")  # fmt: skip
+    else:
+        _check(cfg.pretrain.objective == objective, "pretrain.objective", cfg.pretrain.objective,
+               f"{objective} for a {t.architecture} model (pretrain={objective}; pretrain=hf is "
+               "for a checkpoint: model=hf_lm)")  # fmt: skip
     share = cfg.pretrain.mask_share
-    if objective == "mlm":
+    if kind == "masked":
         _check(share is not None and 0 < share < 1, "pretrain.mask_share", share, "0 < s < 1")
     if "train" in read:
         _check(not cfg.train.augment, "train.augment", True, "false for text (no augmentation)")
@@ -345,7 +384,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         _check_image_model(cfg)
     trained = set(reads[cfg.regime.name]) - {"stream", "control"}
 
-    if cfg.pretrain.objective == "timm":  # published weights: no pretraining stage to check
+    if cfg.pretrain.objective in PUBLISHED:  # published weights: no pretraining stage to check
         trained.discard("pretrain")
     for node in sorted(trained):
         missing = [k for k in cfg[node] if OmegaConf.is_missing(cfg[node], k)]
@@ -385,7 +424,7 @@ def validate(cfg: DictConfig, reads: dict[str, tuple[str, ...]]) -> None:
         _check_stream(cfg)
     if "pretrain" in reads[cfg.regime.name]:
         p = cfg.pretrain
-        objectives = (*OBJECTIVES, "timm")
+        objectives = (*OBJECTIVES, *PUBLISHED)
         _check(p.objective in objectives, "pretrain.objective", p.objective, ", ".join(objectives))
         if p.objective == "simclr":
             _check(

@@ -9,24 +9,56 @@ the backbone through every stage, so a fine-tuned backbone's source bits per byt
 much of its language model it lost.
 
 Architectures are built from a config (``model.text``: a tiny GPT-2 causal LM or a tiny BERT
-masked LM, sized to train in minutes on two CPU cores).
+masked LM over bytes, sized to train in minutes on two CPU cores), or are a Hugging Face
+checkpoint by name or directory (``model=hf_lm model.name=...``: its architecture, its tokenizer
+and, with ``pretrain=hf``, its weights). The suite's passages stay byte ids everywhere (budgets,
+baselines and caches do not depend on a model); a checkpoint's backbone re-tokenises them with
+its own tokenizer (:meth:`TextBackbone.tokens`), and every byte a token covers is counted, so
+bits per byte stay comparable between a byte model and a BPE or WordPiece one.
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
 
-from lightning_modules.tokens import BYTES, MASK, PAD, VOCAB
+from lightning_modules.tokens import BYTES, MASK, PAD, VOCAB, decode
 
 ARCHITECTURES = {"gpt2": "causal", "bert": "masked"}  # architecture -> its LM objective
+HUB = "hub"  # model.text.architecture of a checkpoint (model=hf_lm): model.name's config says
 # Passages per forward pass when scoring (features, logits, bits per byte): on one CPU thread the
 # tiny GPT-2 took 0.37 s for 1,024 passages of 64 bytes in chunks of 16-128 and 1.0 s in one
 # chunk of 1,024 (its activations then leave the cache).
 EVAL_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class Tokens:
+    """A batch of passages as the model reads them, and the bytes each position stands for.
+
+    Attributes:
+        ids: (N, T) the model's token ids.
+        keep: (N, T) positions that hold a token (its attention mask; what features pool).
+        maskable: (N, T) positions a masked LM may mask: text tokens, not special ones.
+        span: (N, T) UTF-8 bytes of each text token's own characters (bits per masked byte).
+        step: (N, T) bytes a causal LM predicts at each position: those from the end of the
+            token before to the end of this one (0 at the first position), so a passage's
+            steps sum to every byte after its first token, spaces between tokens included.
+    """
+
+    ids: torch.Tensor
+    keep: torch.Tensor
+    maskable: torch.Tensor
+    span: torch.Tensor
+    step: torch.Tensor
 
 
 class TextBackbone(nn.Module):
@@ -35,6 +67,7 @@ class TextBackbone(nn.Module):
     Attributes:
         lm: the ``transformers`` model with its LM head (``GPT2LMHeadModel``, ``BertForMaskedLM``).
         kind: ``causal`` or ``masked``: which objective and which bits per byte it has.
+        tokenizer: a checkpoint's fast tokenizer, or None where byte ids are the tokens.
         num_features: the hidden width (what a classifier head reads).
         max_length: the positions it has.
         eval_chunk: passages per forward pass when scoring (``EVAL_CHUNK``), which the probe's
@@ -43,29 +76,83 @@ class TextBackbone(nn.Module):
 
     eval_chunk = EVAL_CHUNK
 
-    def __init__(self, lm: nn.Module, kind: str) -> None:
+    def __init__(self, lm: nn.Module, kind: str, tokenizer: Any = None) -> None:
         super().__init__()
-        self.lm, self.kind = lm, kind
+        self.lm, self.kind, self.tokenizer = lm, kind, tokenizer
         self.num_features = int(lm.config.hidden_size)
-        self.max_length = int(lm.config.max_position_embeddings)
+        self.max_length = positions(lm.config)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(N, L) byte ids -> (N, D) features: last hidden states averaged over non-PAD bytes."""
-        return _pooled(self._hidden(ids), ids != PAD)
+        """(N, L) byte ids -> (N, D) features: last hidden states averaged over the tokens."""
+        tokens = self.tokens(ids)
+        return _pooled(self._hidden(tokens), tokens.keep)
 
-    def _hidden(self, ids: torch.Tensor) -> torch.Tensor:
+    def tokens(self, ids: torch.Tensor) -> Tokens:
+        """(N, L) byte ids as the model's tokens: as they are, or through its tokenizer."""
+        if self.tokenizer is None:
+            keep = ids != PAD
+            step = keep.long()
+            step[:, 0] = 0  # the first byte is given, not predicted
+            return Tokens(ids, keep, keep, keep.long(), step)
+        return _tokenized(self.tokenizer, decode(ids), self.max_length, ids.device)
+
+    def _hidden(self, tokens: Tokens) -> torch.Tensor:
         """The last hidden states: what the pooled features and (causal) the LM head read."""
-        keep = (ids != PAD).long()
-        return self.lm.base_model(input_ids=ids, attention_mask=keep).last_hidden_state
+        mask = tokens.keep.long()
+        return self.lm.base_model(input_ids=tokens.ids, attention_mask=mask).last_hidden_state
 
-    def byte_logits(self, ids: torch.Tensor) -> torch.Tensor:
-        """(N, L, 256) next-byte (causal) or masked-byte (masked) logits over the byte values.
+    def token_logits(self, ids: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """(N, T, V) next-token (causal) or masked-token (masked) logits.
 
-        Special tokens are never a target, so the scores are restricted to the 256 bytes: a
-        model that has learnt nothing then scores exactly 8 bits per byte.
+        A byte model's scores are restricted to the 256 bytes (special tokens are never a
+        target), so a model that has learnt nothing scores exactly 8 bits per byte.
         """
-        keep = (ids != PAD).long()
-        return self.lm(input_ids=ids, attention_mask=keep).logits[..., :BYTES]
+        logits = self.lm(input_ids=ids, attention_mask=keep.long()).logits
+        return logits[..., :BYTES] if self.tokenizer is None else logits
+
+    @property
+    def mask_id(self) -> int:
+        """The token a masked LM's input shows at a masked position."""
+        return MASK if self.tokenizer is None else int(self.tokenizer.mask_token_id)
+
+
+def _tokenized(tokenizer: Any, texts: list[str], limit: int, device: torch.device) -> Tokens:
+    """Texts through a fast tokenizer, with the bytes of each token from its character offsets."""
+    enc = tokenizer(
+        texts, padding=True, return_tensors="pt", return_offsets_mapping=True,
+        return_special_tokens_mask=True,
+    )  # fmt: skip
+    ids, keep = enc["input_ids"], enc["attention_mask"].bool()
+    if ids.shape[1] > limit:
+        raise ValueError(f"a passage of {ids.shape[1]} tokens is longer than the {limit} positions")
+    text = keep & ~enc["special_tokens_mask"].bool()
+    # plain lists: indexing tensors element by element took 9x the model's own forward pass
+    span, ends = [], []
+    for passage, spans, is_text, kept in zip(
+        texts, enc["offset_mapping"].tolist(), text.tolist(), keep.sum(1).tolist(), strict=True
+    ):
+        upto = [0]  # bytes of the passage through each character
+        for char in passage:
+            upto.append(upto[-1] + len(char.encode("utf-8")))
+        end, row_span, row_end = 0, [], []
+        for (lo, hi), own in zip(spans, is_text, strict=True):
+            row_span.append(upto[hi] - upto[lo] if own else 0)
+            end = max(end, upto[hi]) if own else end
+            row_end.append(end)
+        if kept:
+            row_end[kept - 1] = upto[-1]  # a trimmed trailing space counts too
+        span.append(row_span)
+        ends.append(row_end)
+    bounds = torch.tensor(ends)
+    step = torch.zeros_like(bounds)
+    step[:, 1:] = (bounds[:, 1:] - bounds[:, :-1]).clamp_min(0) * keep[:, 1:]
+    put = functools.partial(torch.Tensor.to, device=device)
+    return Tokens(put(ids), put(keep), put(text), put(torch.tensor(span)), put(step))
+
+
+def positions(config: Any) -> int:
+    """The positions a ``transformers`` config has (GPT-2 calls them ``n_positions``)."""
+    return int(getattr(config, "max_position_embeddings", None) or config.n_positions)
 
 
 def _pooled(hidden: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -83,8 +170,11 @@ def build_text_backbone(
     *,
     activation: str,
     dropout: float,
+    tokenizer: Any = None,
 ) -> TextBackbone:
-    """A randomly initialised tiny LM over the byte vocabulary whose weights depend on ``seed``.
+    """A randomly initialised tiny LM whose weights depend on ``seed``.
+
+    Its vocabulary is the bytes (with PAD and MASK), or ``tokenizer``'s (a BPE, ``bpe.py``).
 
     ``activation`` is a ``transformers`` ACT2FN name. GPT-2's own ``gelu_new`` is the tanh GELU
     written as five elementwise ops; ``gelu_pytorch_tanh`` is the same function in one fused
@@ -102,20 +192,118 @@ def build_text_backbone(
             f"{', '.join(ARCHITECTURES)}"
         )
     torch.manual_seed(seed)
+    vocab, pad = (VOCAB, PAD) if tokenizer is None else (len(tokenizer), tokenizer.pad_token_id)
     if architecture == "gpt2":
         config = GPT2Config(
-            vocab_size=VOCAB, n_positions=max_length, n_embd=width, n_layer=layers, n_head=heads,
-            bos_token_id=None, eos_token_id=None, pad_token_id=PAD, activation_function=activation,
+            vocab_size=vocab, n_positions=max_length, n_embd=width, n_layer=layers, n_head=heads,
+            bos_token_id=None, eos_token_id=None, pad_token_id=pad, activation_function=activation,
             resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout,
         )  # fmt: skip
-        return TextBackbone(GPT2LMHeadModel(config), "causal")
+        return TextBackbone(GPT2LMHeadModel(config), "causal", tokenizer)
     config = BertConfig(
-        vocab_size=VOCAB, hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
-        intermediate_size=4 * width, max_position_embeddings=max_length, pad_token_id=PAD,
+        vocab_size=vocab, hidden_size=width, num_hidden_layers=layers, num_attention_heads=heads,
+        intermediate_size=4 * width, max_position_embeddings=max_length, pad_token_id=pad,
         type_vocab_size=1, hidden_act=activation, hidden_dropout_prob=dropout,
         attention_probs_dropout_prob=dropout,
     )  # fmt: skip
-    return TextBackbone(BertForMaskedLM(config), "masked")
+    return TextBackbone(BertForMaskedLM(config), "masked", tokenizer)
+
+
+def hub_kind(config: Any) -> str:
+    """``causal`` or ``masked``: the LM head a checkpoint's config names (``architectures``)."""
+    for head in config.architectures or ():
+        if head.endswith("ForMaskedLM"):
+            return "masked"
+        if head.endswith(("LMHeadModel", "ForCausalLM")):
+            return "causal"
+    raise ValueError(
+        f"names no causal or masked LM head (its config's architectures: {config.architectures}); "
+        "a GPT-2-, Llama- or BERT-style checkpoint with its LM head is needed"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def hub_parts(name: str) -> tuple[Any, Any]:
+    """A checkpoint's config and fast tokenizer, checked to belong together; loaded once.
+
+    Raises ValueError with one line (the caller names the key) where either does not load (no
+    such directory, no network for a hub name), the tokenizer is not a fast one (bits per byte
+    need its character offsets), it has more tokens than the model has embeddings (a tokenizer
+    from another checkpoint), or a masked LM's tokenizer has no mask token.
+    """
+    from huggingface_hub.utils import logging as hub_logging
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hub_logging.set_verbosity_error()  # no network: one line below, not a warning per retry
+    path = Path(name).expanduser()
+    if (path.is_absolute() or name.startswith(".")) and not path.is_dir():  # not "bad repo id"
+        raise ValueError("is not a directory (a hub id such as gpt2, or a save_pretrained one)")
+    try:
+        config = AutoConfig.from_pretrained(name)
+        tokenizer = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError) as err:  # transformers' "not found" and "no network" errors
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"does not load as a transformers checkpoint: {first}") from None
+    kind = hub_kind(config)
+    if not tokenizer.is_fast:
+        raise ValueError("has no fast tokenizer (bits per byte count bytes by its offsets)")
+    if len(tokenizer) > config.vocab_size:
+        raise ValueError(
+            f"has a tokenizer of {len(tokenizer):,} tokens for {config.vocab_size:,} embeddings: "
+            "not this model's tokenizer"
+        )
+    if kind == "masked" and tokenizer.mask_token_id is None:
+        raise ValueError("is a masked LM whose tokenizer has no mask token")
+    if tokenizer.pad_token_id is None:  # GPT-2 has none: padding is masked out anyway
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+        if tokenizer.pad_token_id is None:
+            raise ValueError("has a tokenizer with no pad, end-of-text or unknown token")
+    tokenizer.padding_side = "right"
+    return config, tokenizer
+
+
+def text_backbone(
+    name: str, text: Mapping[str, Any], seed: int, weights: bool = False, tokenizer: Any = None
+) -> TextBackbone:
+    """``model``'s language model: built from ``model.text``, or the checkpoint ``model.name``.
+
+    ``weights`` (published weights, a checkpoint only) loads the checkpoint's own weights;
+    ``tokenizer`` is a built model's BPE (``model.text.bpe_vocab``), None for bytes.
+    """
+    if text["architecture"] == HUB:
+        return load_text_backbone(name, seed, weights)
+    return build_text_backbone(
+        text["architecture"], text["width"], text["layers"], text["heads"], text["max_length"],
+        seed, activation=text["activation"], dropout=text["dropout"], tokenizer=tokenizer,
+    )  # fmt: skip
+
+
+def lm_kind(name: str, architecture: str) -> str:
+    """``causal`` or ``masked``: a built architecture's, or the checkpoint ``name``'s head."""
+    return hub_kind(hub_parts(name)[0]) if architecture == HUB else ARCHITECTURES[architecture]
+
+
+def load_text_backbone(name: str, seed: int, weights: bool) -> TextBackbone:
+    """A checkpoint's architecture with its tokenizer: its own ``weights``, or random ones.
+
+    Random weights depend only on ``seed`` (scratch on a checkpoint's architecture); weights
+    load in float32 whatever dtype they were saved in, as every other backbone trains.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a "Loading weights" bar in every run's log otherwise
+    config, tokenizer = hub_parts(name)
+    kind = hub_kind(config)
+    auto = AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
+    if weights:
+        lm = auto.from_pretrained(name, dtype=torch.float32)
+    else:
+        torch.manual_seed(seed)
+        lm = auto.from_config(config, dtype=torch.float32)
+    return TextBackbone(lm, kind, tokenizer)
 
 
 @torch.no_grad()
@@ -134,60 +322,68 @@ def features_and_bits(
     was_training = backbone.training
     backbone.eval()
     features, total, count = [], 0.0, 0
+    head = backbone.lm.get_output_embeddings()
     for start in range(0, len(ids), batch):
-        chunk = ids[start : start + batch]
-        hidden = backbone._hidden(chunk)
-        features.append(_pooled(hidden, chunk != PAD))
-        logits = backbone.lm.lm_head(hidden)[:, :-1, :BYTES]
-        target = chunk[:, 1:]
-        chosen = target != PAD
-        total += float(F.cross_entropy(logits[chosen], target[chosen], reduction="sum"))
-        count += int(chosen.sum())
+        tokens = backbone.tokens(ids[start : start + batch])
+        hidden = backbone._hidden(tokens)
+        features.append(_pooled(hidden, tokens.keep))
+        logits = head(hidden)[:, :-1]
+        if backbone.tokenizer is None:
+            logits = logits[..., :BYTES]
+        chosen = tokens.keep[:, 1:]
+        nll = F.cross_entropy(logits[chosen], tokens.ids[:, 1:][chosen], reduction="sum")
+        total, count = total + float(nll), count + int(tokens.step[:, 1:][chosen].sum())
     backbone.train(was_training)
     return torch.cat(features).float(), total / (max(count, 1) * math.log(2))
 
 
 def masked(
-    ids: torch.Tensor, share: float, generator: torch.Generator
+    ids: torch.Tensor,
+    share: float,
+    generator: torch.Generator,
+    maskable: torch.Tensor | None = None,
+    mask_id: int = MASK,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Inputs with ``share`` of each passage's bytes replaced by MASK, and the chosen positions.
+    """Inputs with ``share`` of each passage's tokens replaced by ``mask_id``, and the chosen ones.
 
-    Exactly round(share x bytes) positions per passage (at least one) are masked, drawn without
-    replacement, so the declared share is the share masked (BERT's 80/10/10 split is not used:
-    every chosen position shows MASK).
+    Exactly round(share x tokens) of the ``maskable`` positions (the non-PAD bytes unless given)
+    per passage, at least one, are masked, drawn without replacement, so the declared share is
+    the share masked (BERT's 80/10/10 split is not used: every chosen position shows the mask).
     """
-    keep = ids != PAD
+    keep = ids != PAD if maskable is None else maskable
     scores = torch.rand(ids.shape, generator=generator, device=ids.device)
     scores = scores.masked_fill(~keep, 2.0)  # padding is never chosen
     k = (keep.sum(1).float() * share).round().clamp_min(1).long()
     rank = scores.argsort(1).argsort(1)
     chosen = (rank < k.unsqueeze(1)) & keep
-    return ids.masked_fill(chosen, MASK), chosen
+    return ids.masked_fill(chosen, mask_id), chosen
 
 
 def lm_nll(
     backbone: TextBackbone, ids: torch.Tensor, share: float, generator: torch.Generator
 ) -> tuple[torch.Tensor, int]:
-    """Summed negative log-likelihood (nats) of the predicted bytes, and how many there were.
+    """Summed negative log-likelihood (nats) of the predicted tokens, and the bytes they cover.
 
-    Causal: every byte after a passage's first, given the bytes before it. Masked: the bytes at
-    the masked positions (:func:`masked`), given the rest.
+    Causal: every token after a passage's first, given the tokens before it. Masked: the tokens
+    at the masked positions (:func:`masked`), given the rest. A byte model's tokens are bytes;
+    a checkpoint's cover the bytes :class:`Tokens` counts, so the ratio is nats per byte.
     """
+    tokens = backbone.tokens(ids)
     if backbone.kind == "causal":
-        logits = backbone.byte_logits(ids)[:, :-1]
-        target = ids[:, 1:]
-        chosen = target != PAD
+        logits = backbone.token_logits(tokens.ids, tokens.keep)[:, :-1]
+        target, chosen, covered = tokens.ids[:, 1:], tokens.keep[:, 1:], tokens.step[:, 1:]
     else:
-        inputs, chosen = masked(ids, share, generator)
-        logits, target = backbone.byte_logits(inputs), ids
+        inputs, chosen = masked(tokens.ids, share, generator, tokens.maskable, backbone.mask_id)
+        logits = backbone.token_logits(inputs, tokens.keep)
+        target, covered = tokens.ids, tokens.span
     nll = F.cross_entropy(logits[chosen], target[chosen], reduction="sum")
-    return nll, int(chosen.sum())
+    return nll, int(covered[chosen].sum())
 
 
 def lm_loss(
     backbone: TextBackbone, ids: torch.Tensor, share: float, generator: torch.Generator
 ) -> torch.Tensor:
-    """The pretraining loss: mean NLL per predicted byte (nats)."""
+    """The pretraining loss: NLL per byte the predicted tokens cover (nats)."""
     nll, count = lm_nll(backbone, ids, share, generator)
     return nll / max(count, 1)
 
@@ -196,11 +392,12 @@ def lm_loss(
 def bits_per_byte(
     backbone: TextBackbone, ids: torch.Tensor, share: float, seed: int = 0, batch: int = EVAL_CHUNK
 ) -> float:
-    """Bits per byte of held-out passages: summed NLL / (predicted bytes x ln 2).
+    """Bits per byte of held-out passages: summed NLL / (bytes the predicted tokens cover x ln 2).
 
-    The byte tokenizer makes every token one byte, so this is the LM's loss in bits and does not
-    depend on a tokenizer. For a masked LM it is the bits per masked byte at a fixed mask
-    (``seed``), so before and after are scored on the same positions.
+    With bytes as tokens this is the LM's loss in bits; with a checkpoint's tokenizer the same
+    bytes are counted, so the number does not depend on the tokenizer. For a masked LM it is the
+    bits per masked byte at a fixed mask (``seed``), so before and after are scored on the same
+    positions.
     """
     was_training = backbone.training
     backbone.eval()

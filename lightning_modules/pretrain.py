@@ -22,6 +22,9 @@ from lightning_modules.objectives import nt_xent
 from lightning_modules.optim import adamw, check_finite, log_step, warmup_cosine
 
 OBJECTIVES = ("supervised", "simclr", "clm", "mlm")
+# objectives that load published weights instead of running a stage: timm's image models, and a
+# Hugging Face checkpoint's (model=hf_lm)
+PUBLISHED = ("timm", "hf")
 LM_OBJECTIVES = {"clm": "causal", "mlm": "masked"}  # objective -> the TextBackbone kind it trains
 SCHEDULES = ("rewarm", "constant")  # learning rate over a stage
 

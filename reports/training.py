@@ -113,8 +113,9 @@ def _own_fits(job: Path | None, stage: str) -> dict[str, Path]:
 
 def _stage_logs(stage: str, rec: RunRecord, job: Path, builders: dict) -> list[FitLog]:
     """The logs of one cacheable stage of a run: its own, the builder's, or why none."""
-    if stage == "pretrain" and rec.config.get("pretrain", {}).get("objective") == "timm":
-        return [FitLog(stage, "published weights (pretrain=timm): no fit", None)]
+    objective = rec.config.get("pretrain", {}).get("objective")
+    if stage == "pretrain" and objective in ("timm", "hf"):
+        return [FitLog(stage, f"published weights (pretrain={objective}): no fit", None)]
     own = _own_fits(job, stage)
     if own:
         return [FitLog(k, "this run", read_curve(p)) for k, p in own.items()]
