@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmarks.config import numeric_trainer
 from common.cache import versioned
-from lightning_modules.language_models import HUB
+from lightning_modules.language_models import HUB, located
 
 if TYPE_CHECKING:
     from benchmarks.inputs import RunContext
@@ -64,8 +64,9 @@ def shared_key(ctx: RunContext, kind: str) -> dict[str, Any]:
         model: dict[str, Any] = {"name": cfg.model.name, "text": _container(cfg.model.text)}
         if model["text"].get("bpe_vocab", 0) is None:  # bytes: the key it had before BPE
             model["text"].pop("bpe_vocab")
-        if cfg.model.text.architecture == HUB and Path(str(cfg.model.name)).is_dir():
-            model["files"] = _files(Path(str(cfg.model.name)))  # a re-saved checkpoint rebuilds
+        where = located(str(cfg.model.name)) if cfg.model.text.architecture == HUB else None
+        if where is not None and Path(where).is_dir():  # a re-saved checkpoint rebuilds
+            model["files"] = _files(Path(where))
     else:
         model = {
             "name": cfg.model.name,

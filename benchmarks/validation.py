@@ -245,6 +245,8 @@ def _check_image_model(cfg: DictConfig) -> None:
         "a timm model name (timm.list_models()), e.g. test_resnet, resnet18",
     )
     _check(cfg.regime.name != "tfidf", "regime.name", "tfidf", "a text regime for text data")
+    _check(cfg.pretrain.objective != "hf", "pretrain.objective", "hf",
+           "timm for an image model's published weights (hf is model=hf_lm's)")  # fmt: skip
 
 
 def _check_passages(prefix: str, dom: DictConfig, model: DictConfig) -> None:

@@ -47,18 +47,18 @@ class Tokens:
     Attributes:
         ids: (N, T) the model's token ids.
         keep: (N, T) positions that hold a token (its attention mask; what features pool).
-        maskable: (N, T) positions a masked LM may mask: text tokens, not special ones.
-        span: (N, T) UTF-8 bytes of each text token's own characters (bits per masked byte).
-        step: (N, T) bytes a causal LM predicts at each position: those from the end of the
-            token before to the end of this one (0 at the first position), so a passage's
-            steps sum to every byte after its first token, spaces between tokens included.
+        text: (N, T) positions of the passage's own tokens, not special ones a tokenizer adds
+            ([CLS], [SEP], BOS, EOS): what a masked LM may mask and a causal LM is scored on.
+        charge: (N, T) UTF-8 bytes each text token is charged: those from the end of the text
+            token before it (the passage's start for the first) to its own end, the last one
+            to the passage's end. Every byte is charged to exactly one token, spaces between
+            tokens included, so bits per byte compare between tokenizers (a byte model: 1 each).
     """
 
     ids: torch.Tensor
     keep: torch.Tensor
-    maskable: torch.Tensor
-    span: torch.Tensor
-    step: torch.Tensor
+    text: torch.Tensor
+    charge: torch.Tensor
 
 
 class TextBackbone(nn.Module):
@@ -91,10 +91,11 @@ class TextBackbone(nn.Module):
         """(N, L) byte ids as the model's tokens: as they are, or through its tokenizer."""
         if self.tokenizer is None:
             keep = ids != PAD
-            step = keep.long()
-            step[:, 0] = 0  # the first byte is given, not predicted
-            return Tokens(ids, keep, keep, keep.long(), step)
-        return _tokenized(self.tokenizer, decode(ids), self.max_length, ids.device)
+            return Tokens(ids, keep, keep, keep.long())
+        # a character cut at a passage's edge is dropped, not read as U+FFFD: its bytes were
+        # not all there, and its replacement's 3 bytes would be charged as if they were
+        texts = decode(ids, errors="ignore")
+        return _tokenized(self.tokenizer, texts, self.max_length, ids.device)
 
     def _hidden(self, tokens: Tokens) -> torch.Tensor:
         """The last hidden states: what the pooled features and (causal) the LM head read."""
@@ -127,27 +128,21 @@ def _tokenized(tokenizer: Any, texts: list[str], limit: int, device: torch.devic
         raise ValueError(f"a passage of {ids.shape[1]} tokens is longer than the {limit} positions")
     text = keep & ~enc["special_tokens_mask"].bool()
     # plain lists: indexing tensors element by element took 9x the model's own forward pass
-    span, ends = [], []
-    for passage, spans, is_text, kept in zip(
-        texts, enc["offset_mapping"].tolist(), text.tolist(), keep.sum(1).tolist(), strict=True
+    charge = []
+    for passage, spans, own in zip(
+        texts, enc["offset_mapping"].tolist(), text.tolist(), strict=True
     ):
         upto = [0]  # bytes of the passage through each character
         for char in passage:
             upto.append(upto[-1] + len(char.encode("utf-8")))
-        end, row_span, row_end = 0, [], []
-        for (lo, hi), own in zip(spans, is_text, strict=True):
-            row_span.append(upto[hi] - upto[lo] if own else 0)
-            end = max(end, upto[hi]) if own else end
-            row_end.append(end)
-        if kept:
-            row_end[kept - 1] = upto[-1]  # a trimmed trailing space counts too
-        span.append(row_span)
-        ends.append(row_end)
-    bounds = torch.tensor(ends)
-    step = torch.zeros_like(bounds)
-    step[:, 1:] = (bounds[:, 1:] - bounds[:, :-1]).clamp_min(0) * keep[:, 1:]
+        row, end = [0] * len(own), 0
+        mine = [t for t, is_text in enumerate(own) if is_text]
+        for t in mine:  # pieces of one character after its first are charged nothing
+            reach = upto[-1] if t == mine[-1] else max(end, upto[spans[t][1]])
+            row[t], end = reach - end, reach
+        charge.append(row)
     put = functools.partial(torch.Tensor.to, device=device)
-    return Tokens(put(ids), put(keep), put(text), put(torch.tensor(span)), put(step))
+    return Tokens(put(ids), put(keep), put(text), put(torch.tensor(charge)))
 
 
 def positions(config: Any) -> int:
@@ -222,6 +217,14 @@ def hub_kind(config: Any) -> str:
     )
 
 
+def located(name: str) -> str | None:
+    """What ``from_pretrained`` reads: a hub id as it is, a path expanded (None: not there)."""
+    path = Path(name).expanduser()
+    if not (path.is_absolute() or name.startswith((".", "~"))):
+        return name
+    return str(path.resolve()) if path.is_dir() else None
+
+
 @functools.lru_cache(maxsize=8)
 def hub_parts(name: str) -> tuple[Any, Any]:
     """A checkpoint's config and fast tokenizer, checked to belong together; loaded once.
@@ -237,12 +240,12 @@ def hub_parts(name: str) -> tuple[Any, Any]:
 
     hf_logging.set_verbosity_error()
     hub_logging.set_verbosity_error()  # no network: one line below, not a warning per retry
-    path = Path(name).expanduser()
-    if (path.is_absolute() or name.startswith(".")) and not path.is_dir():  # not "bad repo id"
+    where = located(name)
+    if where is None:  # a path that is not there: say so, not "bad repo id"
         raise ValueError("is not a directory (a hub id such as gpt2, or a save_pretrained one)")
     try:
-        config = AutoConfig.from_pretrained(name)
-        tokenizer = AutoTokenizer.from_pretrained(name)
+        config = AutoConfig.from_pretrained(where)
+        tokenizer = AutoTokenizer.from_pretrained(where)
     except (OSError, ValueError) as err:  # transformers' "not found" and "no network" errors
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ValueError(f"does not load as a transformers checkpoint: {first}") from None
@@ -299,7 +302,7 @@ def load_text_backbone(name: str, seed: int, weights: bool) -> TextBackbone:
     kind = hub_kind(config)
     auto = AutoModelForCausalLM if kind == "causal" else AutoModelForMaskedLM
     if weights:
-        lm = auto.from_pretrained(name, dtype=torch.float32)
+        lm = auto.from_pretrained(located(name), dtype=torch.float32)
     else:
         torch.manual_seed(seed)
         lm = auto.from_config(config, dtype=torch.float32)
@@ -330,9 +333,9 @@ def features_and_bits(
         logits = head(hidden)[:, :-1]
         if backbone.tokenizer is None:
             logits = logits[..., :BYTES]
-        chosen = tokens.keep[:, 1:]
+        chosen = tokens.text[:, 1:]
         nll = F.cross_entropy(logits[chosen], tokens.ids[:, 1:][chosen], reduction="sum")
-        total, count = total + float(nll), count + int(tokens.step[:, 1:][chosen].sum())
+        total, count = total + float(nll), count + int(tokens.charge[:, 1:][chosen].sum())
     backbone.train(was_training)
     return torch.cat(features).float(), total / (max(count, 1) * math.log(2))
 
@@ -371,11 +374,11 @@ def lm_nll(
     tokens = backbone.tokens(ids)
     if backbone.kind == "causal":
         logits = backbone.token_logits(tokens.ids, tokens.keep)[:, :-1]
-        target, chosen, covered = tokens.ids[:, 1:], tokens.keep[:, 1:], tokens.step[:, 1:]
+        target, chosen, covered = tokens.ids[:, 1:], tokens.text[:, 1:], tokens.charge[:, 1:]
     else:
-        inputs, chosen = masked(tokens.ids, share, generator, tokens.maskable, backbone.mask_id)
+        inputs, chosen = masked(tokens.ids, share, generator, tokens.text, backbone.mask_id)
         logits = backbone.token_logits(inputs, tokens.keep)
-        target, covered = tokens.ids, tokens.span
+        target, covered = tokens.ids, tokens.charge
     nll = F.cross_entropy(logits[chosen], target[chosen], reduction="sum")
     return nll, int(covered[chosen].sum())
 

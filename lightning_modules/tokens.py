@@ -27,10 +27,13 @@ def encode(texts: Sequence[str], length: int) -> torch.Tensor:
     return out
 
 
-def decode(ids: torch.Tensor) -> list[str]:
-    """The texts of (N, L) byte ids without PAD and MASK; a cut character shows as U+FFFD."""
+def decode(ids: torch.Tensor, errors: str = "replace") -> list[str]:
+    """The texts of (N, L) byte ids without PAD and MASK.
+
+    A cut character shows as U+FFFD (``errors="replace"``), or is dropped (``"ignore"``).
+    """
     rows = ids.cpu().tolist()  # one copy, not a device sync per element
-    return [bytes(t for t in row if t < BYTES).decode("utf-8", errors="replace") for row in rows]
+    return [bytes(t for t in row if t < BYTES).decode("utf-8", errors=errors) for row in rows]
 
 
 def n_bytes(ids: torch.Tensor) -> torch.Tensor:

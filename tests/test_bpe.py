@@ -48,11 +48,16 @@ def test_a_uniform_bpe_model_scores_log2_vocab_per_token(tmp_path, architecture)
         for name, p in backbone.lm.named_parameters():
             if name.endswith("predictions.bias"):
                 p.zero_()
-    ids = encode(["The for statement iterates over a list.", "def f(x):\n    return x"], 32)
-    tokens = backbone.tokens(ids)
-    assert tokens.ids.shape[1] < 32  # shorter than the bytes
+    texts = ["The for statement iterates over a list.", "def f(x):\n    return x"]
+    ids = encode(texts, 32)
+    assert backbone.tokens(ids).ids.shape[1] < 32  # shorter than the bytes
     if architecture == "gpt2":
-        predicted, covered = int(tokens.keep[:, 1:].sum()), int(tokens.step.sum())
+        kept = [t.encode()[:32] for t in texts]  # ASCII: cut at 32 bytes, no character split
+        rows = [tokenizer(t.decode())["input_ids"] for t in kept]
+        predicted = sum(len(r) - 1 for r in rows)
+        covered = sum(
+            len(t) - len(tokenizer.decode(r[:1]).encode()) for t, r in zip(kept, rows, strict=True)
+        )
         expected = predicted * math.log2(300) / covered
         assert bits_per_byte(backbone, ids, 0.0) == pytest.approx(expected, rel=1e-5)
     else:  # bits per masked byte: log2(V) per masked token over its bytes, above 0

@@ -96,34 +96,60 @@ def _bert(folder: Path) -> str:
 
 
 PASSAGES = ["The for statement iterates over a sequence.", "def f(x):\n    return x + 1", "a"]
+# multi-byte characters (byte-level BPE splits them into pieces), spaces, and a "€" whose last
+# two bytes fall past the passage's end (cut at 8 bytes): it is dropped, not read as U+FFFD
+ODD = ["a€b  naïve", "  lead and trail  ", "naïve €uro"]
 
 
-def test_a_checkpoints_tokens_cover_every_byte_of_a_passage(tmp_path):
+def _cover(backbone, passages, length):
+    tokens = backbone.tokens(encode(passages, length))
+    kept = [text.encode()[:length].decode("utf-8", errors="ignore") for text in passages]
+    return tokens, kept
+
+
+def test_a_checkpoints_tokens_are_charged_every_byte_of_a_passage_once(tmp_path):
     gpt2 = load_text_backbone(_gpt2(tmp_path / "gpt2"), 0, weights=True)
-    tokens = gpt2.tokens(encode(PASSAGES, 64))
     tokenizer = gpt2.tokenizer
-    for n, text in enumerate(PASSAGES):
-        first = tokenizer.decode([int(tokens.ids[n, 0])])
-        assert int(tokens.step[n].sum()) == len(text.encode()) - len(first.encode())
-        assert int(tokens.keep[n].sum()) == len(tokenizer(text)["input_ids"]) < len(text) or n == 2
+    tokens, kept = _cover(gpt2, PASSAGES + ODD, 64)
+    for n, text in enumerate(kept):
+        first = tokenizer.decode([int(tokens.ids[n, 0])])  # given, not predicted
+        if "\ufffd" not in first:  # a whole character or more: charged its own bytes
+            assert int(tokens.charge[n, 0]) == len(first.encode())
+        assert int(tokens.charge[n].sum()) == len(text.encode())
+        assert int(tokens.charge[n, 1:].sum()) > 0 or n == 2  # "a" is one token
+    tokens, kept = _cover(gpt2, ["naïve €uro"], 8)
+    assert kept == ["naïve "] and int(tokens.charge.sum()) == len("naïve ".encode())
     bert = load_text_backbone(_bert(tmp_path / "bert"), 0, weights=True)
-    tokens = bert.tokens(encode(PASSAGES, 64))
-    for n, text in enumerate(PASSAGES):  # [CLS] and [SEP] cover nothing and are never masked
-        assert int(tokens.span[n].sum()) == len("".join(text.split()).encode())
-        assert int(tokens.maskable[n].sum()) == int(tokens.keep[n].sum()) - 2
+    tokens, kept = _cover(bert, PASSAGES + ODD, 64)
+    for n, text in enumerate(kept):  # [CLS] and [SEP] are charged nothing and never masked
+        assert int(tokens.charge[n].sum()) == len(text.encode())
+        assert int(tokens.text[n].sum()) == int(tokens.keep[n].sum()) - 2
+        assert int(tokens.charge[n][~tokens.text[n]].sum()) == 0
 
 
 def test_a_uniform_checkpoint_scores_log2_vocab_bits_per_token(tmp_path):
-    """Bits per byte = predicted tokens x log2(V) / their bytes: tokenizer-independent bytes."""
+    """Bits per byte = predicted tokens x log2(V) / the bytes after the first token."""
     backbone = load_text_backbone(_gpt2(tmp_path / "gpt2"), 0, weights=True)
     with torch.no_grad():  # a tied head of zero embeddings: all-zero logits
         backbone.lm.get_input_embeddings().weight.zero_()
-    ids = encode(PASSAGES[:2], 64)
-    tokens = backbone.tokens(ids)
-    predicted = int(tokens.keep[:, 1:].sum())
-    expected = predicted * math.log2(backbone.lm.config.vocab_size) / int(tokens.step.sum())
-    assert bits_per_byte(backbone, ids, 0.0) == pytest.approx(expected, rel=1e-5)
+    tokenizer = backbone.tokenizer
+    ids = [tokenizer(text)["input_ids"] for text in PASSAGES[:2]]
+    predicted = sum(len(row) - 1 for row in ids)
+    after_first = sum(len(t.encode()) - len(tokenizer.decode(r[:1]).encode())
+                      for t, r in zip(PASSAGES[:2], ids, strict=True))  # fmt: skip
+    expected = predicted * math.log2(backbone.lm.config.vocab_size) / after_first
+    assert bits_per_byte(backbone, encode(PASSAGES[:2], 64), 0.0) == pytest.approx(expected, 1e-5)
     assert expected < 8  # BPE tokens cover more than a byte each: fewer, costlier predictions
+
+
+def test_a_home_relative_directory_loads(tmp_path, monkeypatch):
+    from lightning_modules.language_models import located
+
+    _gpt2(tmp_path / "gpt2")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert located("~/gpt2") == str((tmp_path / "gpt2").resolve())
+    assert located("~/nope") is None and located("gpt2") == "gpt2"  # a hub id as it is
+    assert load_text_backbone("~/gpt2", 0, weights=True).lm.config.vocab_size == 320
 
 
 def test_a_tokenizer_that_is_not_the_checkpoints_is_refused_in_one_line(tmp_path):

@@ -265,6 +265,7 @@ def test_a_tiny_text_multirun_writes_records_with_bits_per_byte_and_a_report(tmp
         (["data@source=python_docs"], "model='test_resnet' is invalid; allowed: a language model"),
         (["model=gpt2_tiny", "pretrain=clm"], "data.dataset='digits' is invalid; allowed: a text"),
         (["regime=domain_then_task_pretrain"], "data.text.unlabeled_passages=None is invalid"),
+        (["pretrain=hf"], "pretrain.objective='hf' is invalid; allowed: timm for an image model"),
     ],
 )
 def test_text_and_images_do_not_mix(tmp_path, args, says):
