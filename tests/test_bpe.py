@@ -8,17 +8,12 @@ import math
 import pytest
 import torch
 from helpers import run_cli
+from test_hub_lm import _docs
 from test_text import TINY_LM, TINY_TEXT
 
 from lightning_modules.bpe import bpe_tokenizer
 from lightning_modules.language_models import bits_per_byte, build_text_backbone
 from lightning_modules.tokens import encode
-
-
-def _docs() -> list[str]:
-    from pydoc_data.topics import topics
-
-    return [text for _, text in sorted(topics.items())]
 
 
 def test_the_bpe_is_trained_once_per_corpus_and_size_and_round_trips(tmp_path):
